@@ -1,0 +1,38 @@
+"""Kernels: every op exists three times, with the same name and arguments.
+
+- ``refode.kernels.reference.<op>``: a short NumPy definition, the meaning of the op;
+- ``refode.kernels.cpu.<op>``: the Numba CPU kernel (the default backend);
+- ``refode.kernels.cuda.<op>``: the numba.cuda kernel and its host driver.
+
+Kernels only compute: they take preallocated outputs (passed last), trust their
+inputs, and are called by public functions that validate. ``get(op, backend)``
+returns one implementation; the CUDA modules are imported only when asked for, so
+importing refode never needs a GPU or the ``numba-cuda`` package.
+"""
+import importlib
+
+from ..errors import RefodeError
+
+#: the backends, in the order tests compare them.
+BACKENDS = ("reference", "cpu", "cuda")
+
+
+def get(op, backend="cpu"):
+    """Return the implementation of kernel ``op`` for ``backend``.
+
+    Parameters
+    ----------
+    op : str
+        Kernel name, e.g. ``"combine"``.
+    backend : {"reference", "cpu", "cuda"}
+        Which implementation.
+    """
+    if backend not in BACKENDS:
+        raise RefodeError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    try:
+        module = importlib.import_module(f"{__name__}.{backend}.{op}")
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.endswith(f".{op}"):
+            raise RefodeError(f"unknown kernel {op!r} for backend {backend!r}") from None
+        raise
+    return getattr(module, op)

@@ -1,0 +1,25 @@
+"""Sparse linear combination of rows: the meaning of the ``combine`` kernel."""
+import numpy as np
+
+
+def combine(indptr, indices, data, src, out):
+    """``out[j] = sum_q data[q] * src[indices[q]]`` over the stored entries ``q`` of row ``j``.
+
+    The small matrix is in CSR form (``indptr`` of length ``n_out + 1``); sums run
+    over the stored entries in their order, accumulated in float64, then cast to
+    ``out.dtype``. This is how coefficient arrays change basis (projection,
+    interpolation, refinement) and how weights are evaluated at a depth.
+
+    Parameters
+    ----------
+    indptr : (n_out + 1,) int64
+    indices : (nnz,) int64, row indices into ``src``
+    data : (nnz,) float64
+    src : (n_src, P) float32 or float64
+    out : (n_out, P) same dtype as ``src``; overwritten
+    """
+    for j in range(out.shape[0]):
+        acc = np.zeros(src.shape[1], dtype=np.float64)
+        for q in range(indptr[j], indptr[j + 1]):
+            acc += data[q] * src[indices[q]].astype(np.float64)
+        out[j] = acc

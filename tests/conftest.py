@@ -1,0 +1,30 @@
+"""Test configuration shared by the whole suite.
+
+The CUDA kernels run in Numba's simulator unless a GPU run is asked for with
+``NUMBA_ENABLE_CUDASIM=0``; the variable must be set before numba is imported,
+which is why it is set here, before any test module imports refode.
+"""
+import os
+
+os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+from refode import config  # noqa: E402
+
+#: small odd block size so that tiny inputs span several CUDA blocks in the simulator.
+SIM_THREADS_PER_BLOCK = 7
+
+if os.environ["NUMBA_ENABLE_CUDASIM"] == "1":
+    config.CUDA_THREADS_PER_BLOCK = SIM_THREADS_PER_BLOCK
+
+settings.register_profile("refode", deadline=None, max_examples=25, derandomize=True)
+settings.load_profile(os.environ.get("REFODE_HYPOTHESIS_PROFILE", "refode"))
+
+
+@pytest.fixture
+def rng():
+    """A seeded generator, fresh for every test."""
+    return np.random.default_rng(20211206)
