@@ -23,16 +23,22 @@ def get(op, backend="cpu"):
     Parameters
     ----------
     op : str
-        Kernel name, e.g. ``"combine"``.
+        ``"module"`` for the function of the same name in that kernel module
+        (``"combine"``), or ``"module.function"`` for another function of it, such
+        as the VJP that sits next to its forward op (``"conv2d.conv2d_vjp"``).
     backend : {"reference", "cpu", "cuda"}
         Which implementation.
     """
     if backend not in BACKENDS:
         raise RefodeError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    module_name, _, func = op.partition(".")
     try:
-        module = importlib.import_module(f"{__name__}.{backend}.{op}")
+        module = importlib.import_module(f"{__name__}.{backend}.{module_name}")
     except ModuleNotFoundError as exc:
-        if exc.name and exc.name.endswith(f".{op}"):
+        if exc.name and exc.name.endswith(f".{module_name}"):
             raise RefodeError(f"unknown kernel {op!r} for backend {backend!r}") from None
         raise
-    return getattr(module, op)
+    try:
+        return getattr(module, func or module_name)
+    except AttributeError:
+        raise RefodeError(f"unknown kernel {op!r} for backend {backend!r}") from None
