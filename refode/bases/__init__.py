@@ -3,4 +3,4 @@ from ._base import SIDES, Basis, basis, families, register
 
 __all__ = ["SIDES", "Basis", "basis", "families", "register"]
 
-from . import piecewise, polynomial  # noqa: E402,F401  (registers the families)
+from . import fourier, piecewise, polynomial  # noqa: E402,F401  (registers the families)

@@ -42,6 +42,22 @@ def register(cls):
     return cls
 
 
+def invalid_n(family, n, rule, nearest):
+    """The :class:`BasisError` for a size ``n`` the family cannot have.
+
+    Parameters
+    ----------
+    family : str
+    n : int
+    rule : str
+        Which ``n`` are valid, e.g. ``"an even n >= 2"``.
+    nearest : sequence of int
+        The nearest valid sizes, suggested as the fix.
+    """
+    fix = " or ".join(str(k) for k in nearest)
+    return BasisError(f"the {family} basis needs {rule}, got n={n}: use n={fix}")
+
+
 def families():
     """Names of the registered basis families, sorted."""
     return tuple(sorted(_REGISTRY))
@@ -84,6 +100,8 @@ class Basis(abc.ABC):
     family = None
     #: maximum polynomial degree on a piece; ``None`` for non-polynomial families.
     degree = None
+    #: appended to the error of :meth:`refine` by families without exact refinement.
+    refine_hint = ""
 
     def __init__(self, n, interval=(0.0, 1.0)):
         self.n = _validate.positive_int(n, "n")
@@ -125,10 +143,14 @@ class Basis(abc.ABC):
     def refine(self):
         """Return ``(fine, R)``: a finer basis and ``R`` of shape ``(fine.n, n)`` with
         ``theta_fine = R @ theta`` representing the same function exactly."""
-        raise BasisError(f"the {self.family} basis has no exact refinement")
+        raise BasisError(f"the {self.family} basis has no exact refinement{self.refine_hint}")
 
     def quadrature_points(self):
-        """Gauss points per piece needed by a non-polynomial basis (``None`` if polynomial)."""
+        """Gauss points per piece needed by a non-polynomial basis (``None`` if polynomial).
+
+        The mass-matrix code adds them to the points needed by the polynomial degree of
+        the other factor, so that integrals of products are exact to round-off.
+        """
         return None
 
     # --------------------------------------------------------------- derived
