@@ -1,0 +1,14 @@
+"""Integration over depth: tableaus, the exact step grid, ``odeint`` and its gradients.
+
+- :mod:`.tableau`: explicit Runge-Kutta methods as data;
+- :mod:`.grid`: exact stage positions, one-sided sides and sparse basis weights;
+- :mod:`.odeint`: fixed-step integration of ``dh/dt = R(theta(t), h)``;
+- :mod:`.adjoint`: discrete (exact) and continuous (backsolve) gradients;
+- :mod:`.checkpoint`: memory strategies of the discrete adjoint.
+"""
+from .. import rates
+from .adjoint import gradient
+from .checkpoint import CheckpointStats
+from .odeint import odeint
+
+__all__ = ["odeint", "gradient", "CheckpointStats", "rates"]

@@ -1,0 +1,193 @@
+"""Gradients of ``L(h(t1))`` with respect to ``h0`` and the weight coefficients.
+
+``method="discrete"`` is the exact gradient of the computed ``h(t1)`` (reverse-mode
+through every Runge-Kutta step, :func:`refode.integrate._step.rk_step_vjp`); the
+coefficient gradient collects ``dL/dtheta_k += phi_k(t_i) * thetabar_i`` at every
+stage, since ``theta(t) = sum_k phi_k(t) theta_k``. Its memory strategies are in
+:mod:`refode.integrate.checkpoint`.
+
+``method="continuous"`` is the backsolve adjoint: it integrates the augmented system
+
+    dh/dt = R(theta(t), h),   da/dt = -a^T dR/dh,   dg_k/dt = -phi_k(t) a^T dR/dtheta
+
+backwards from ``(h(t1), dL/dh(t1), 0)`` to ``t0`` with the same tableau and ``N``
+steps on the backward grid (:mod:`refode.integrate.grid`), and returns
+``(a(t0), g(t0))``. It approximates the gradient of the exact flow and converges to
+it at the order of the tableau; it is not the gradient of the computed ``h(t1)``.
+"""
+import numpy as np
+
+from .. import _validate
+from ..errors import RefodeError, ShapeError
+from ._step import rk_step, rk_step_vjp
+from .checkpoint import STRATEGIES, CheckpointStats
+from .odeint import advance, check_state, prepare, stage_theta
+
+#: gradient methods accepted by :func:`gradient`.
+METHODS = ("discrete", "continuous")
+#: the default checkpoint strategy.
+DEFAULT_CHECKPOINT = "all"
+
+
+def gradient(
+    rate, h0, coefficients, basis, dloss_dhT, *, scheme="euler", n_steps, interval=None,
+    method="discrete", checkpoint=DEFAULT_CHECKPOINT, slots=None, stats=None,
+):
+    """Gradient of a loss of ``h(t1)`` with respect to ``h0`` and the coefficients.
+
+    Parameters
+    ----------
+    rate : object with ``forward(t, h, theta)`` and ``vjp(t, h, theta, a)``
+    h0, coefficients, basis, scheme, n_steps, interval
+        As for :func:`refode.odeint`.
+    dloss_dhT : ndarray, shape of ``h0``
+        ``dL/dh(t1)``.
+    method : {"discrete", "continuous"}
+        Exact gradient of the computed ``h(t1)``, or the backsolve adjoint.
+    checkpoint : {"all", "steps", "binomial"}
+        Memory strategy of the discrete adjoint (bitwise identical results).
+    slots : int, optional
+        Step states held at once by ``checkpoint="binomial"`` (required there, >= 1).
+    stats : CheckpointStats, optional
+        Filled with what the discrete adjoint kept and recomputed.
+
+    Returns
+    -------
+    dh0 : ndarray, shape of ``h0``
+        ``dL/dh0``.
+    dcoefficients : dict name -> ndarray, shapes of ``coefficients``
+        ``dL/dtheta_k`` for every weight.
+    """
+    problem = prepare(rate, h0, coefficients, basis, scheme, n_steps, interval, ("forward", "vjp"))
+    lam = _cotangent(dloss_dhT, problem.h0)
+    _check_options(method, checkpoint, slots)
+    if method == "continuous":
+        return _continuous(problem, lam)
+    stats = CheckpointStats() if stats is None else stats
+    stats.start(checkpoint, problem.n_steps)
+    sweep = _DiscreteSweep(problem, stats)
+    dh0 = STRATEGIES[checkpoint](sweep, problem.h0, lam, stats, slots)
+    return check_state(dh0, problem.h0, "rate.vjp"), sweep.grads
+
+
+def _cotangent(dloss_dhT, h0):
+    """``dL/dh(t1)`` validated against ``h0`` and cast to the problem's dtype."""
+    lam = _validate.as_array(dloss_dhT, "dloss_dhT", allow_complex=True)
+    if lam.shape != h0.shape:
+        raise ShapeError(
+            f"`dloss_dhT` has shape {lam.shape} but h0 has shape {h0.shape}; "
+            "pass dL/dh(t1), which has the shape of h0"
+        )
+    if np.iscomplexobj(lam) and not np.iscomplexobj(h0):
+        raise ShapeError(
+            f"`dloss_dhT` has dtype {lam.dtype} but h0 and the coefficients compute in "
+            f"{h0.dtype}; pass dL/dh(t1) in that dtype (or cast h0 to {lam.dtype})"
+        )
+    return lam.astype(h0.dtype, copy=False)
+
+
+def _check_options(method, checkpoint, slots):
+    if method not in METHODS:
+        raise RefodeError(f"unknown `method` {method!r}; choose one of {', '.join(METHODS)}")
+    if checkpoint not in STRATEGIES:
+        raise RefodeError(
+            f"unknown `checkpoint` {checkpoint!r}; choose one of {', '.join(STRATEGIES)}"
+        )
+    if method == "continuous" and (checkpoint != DEFAULT_CHECKPOINT or slots is not None):
+        raise RefodeError(
+            "`checkpoint` and `slots` apply to method='discrete' only; leave them out "
+            "for method='continuous'"
+        )
+    if checkpoint == "binomial":
+        if slots is None:
+            raise RefodeError("checkpoint='binomial' needs `slots`: pass slots=<int >= 1>")
+        _validate.positive_int(slots, "slots")
+    elif slots is not None:
+        raise RefodeError(
+            f"`slots` applies to checkpoint='binomial' only; leave it out for {checkpoint!r}"
+        )
+
+
+class _DiscreteSweep:
+    """Forward and reverse steps of one problem; accumulates the coefficient gradients."""
+
+    def __init__(self, problem, stats):
+        self.problem = problem
+        self.grid = problem.grid()
+        self.n_steps = problem.n_steps
+        self.stats = stats
+        self.grads = {k: np.zeros_like(v) for k, v in problem.coefficients.items()}
+
+    def advance(self, n, h, stages=None):
+        self.stats.runs[n] += 1
+        return advance(self.problem, self.grid, n, h, stages)
+
+    def reverse(self, n, stages, lam):
+        """``dL/dh_n`` from ``dL/dh_{n+1}`` and the stage states of step ``n``."""
+        times, supports = self.grid.times[n], self.grid.supports[n]
+        coefficients, rate = self.problem.coefficients, self.problem.rate
+
+        def stage_vjp(i, y, kbar):
+            theta = stage_theta(coefficients, supports[i])
+            ybar, thetabar = rate.vjp(float(times[i]), y, theta, kbar)
+            _accumulate(self.grads, supports[i], thetabar, 1.0)
+            return ybar
+
+        return rk_step_vjp(stage_vjp, stages, self.grid.dt, self.problem.tab, lam)
+
+
+def _accumulate(grads, support, thetabar, sign):
+    """``grads[name][k] += sign * phi_k * thetabar[name]`` over the support."""
+    for name, g in grads.items():
+        for k, w in zip(*support):
+            g[k] += (sign * w) * thetabar[name]
+
+
+def _continuous(problem, lam):
+    """Backsolve adjoint: integrate ``(h, a, g)`` from ``t1`` back to ``t0``."""
+    h_t1 = problem.h0
+    grid = problem.grid()
+    for n in range(problem.n_steps):
+        h_t1 = advance(problem, grid, n, h_t1)
+    layout = _Layout(problem)
+    z = layout.pack(h_t1, lam, {k: np.zeros_like(v) for k, v in problem.coefficients.items()})
+    back = problem.grid("backward")
+    for m in range(problem.n_steps):
+        z = rk_step(_augmented_rate(problem, back, m, layout), z, back.dt, problem.tab)
+    _, a0, g0 = layout.unpack(z)
+    return a0, g0
+
+
+def _augmented_rate(problem, grid, m, layout):
+    """Stage rate of the augmented system at backward step ``m``."""
+    times, supports = grid.times[m], grid.supports[m]
+
+    def stage_rate(i, z):
+        h, a, _ = layout.unpack(z)
+        theta = stage_theta(problem.coefficients, supports[i])
+        dh = problem.rate.forward(float(times[i]), h, theta)
+        ah, atheta = problem.rate.vjp(float(times[i]), h, theta, a)
+        dg = {k: np.zeros_like(v) for k, v in problem.coefficients.items()}
+        _accumulate(dg, supports[i], atheta, -1.0)
+        return layout.pack(dh, -ah, dg)
+
+    return stage_rate
+
+
+class _Layout:
+    """Packs the augmented state ``(h, a, g)`` into one flat vector and back."""
+
+    def __init__(self, problem):
+        self.shape = problem.h0.shape
+        self.names = list(problem.coefficients)
+        self.shapes = [problem.coefficients[k].shape for k in self.names]
+        sizes = [problem.h0.size, problem.h0.size] + [int(np.prod(s)) for s in self.shapes]
+        self.offsets = np.cumsum([0] + sizes)
+
+    def pack(self, h, a, g):
+        return np.concatenate([h.ravel(), a.ravel()] + [g[k].ravel() for k in self.names])
+
+    def unpack(self, z):
+        parts = [z[lo:hi] for lo, hi in zip(self.offsets[:-1], self.offsets[1:])]
+        g = {k: p.reshape(s) for k, p, s in zip(self.names, parts[2:], self.shapes)}
+        return parts[0].reshape(self.shape), parts[1].reshape(self.shape), g
