@@ -12,11 +12,16 @@ from .errors import BasisError, FormatError, RefodeError, ShapeError, TableauErr
 from .integrate.tableau import Tableau, tableau, tableaus
 
 # --- projection exports (refode/projection) ---
+from .projection import fit, interpolate, mass, project, refine
 
 # --- integration exports (refode/integrate) ---
+from . import rates
+from .integrate import CheckpointStats, gradient, odeint
 
 __all__ = [
     "Basis", "basis", "families",
+    "project", "interpolate", "refine", "fit", "mass",
     "Tableau", "tableau", "tableaus",
+    "odeint", "gradient", "CheckpointStats", "rates",
     "RefodeError", "BasisError", "ShapeError", "TableauError", "FormatError",
 ]

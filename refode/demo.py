@@ -160,7 +160,8 @@ def evaluate(model, x_test, y_test):
         else:
             change = project if method == "projection" else interpolate
             coefs = {n: change(c, model.basis, target) for n, c in model.coefficients.items()}
-        for scheme, n_steps in (("euler", k), ("euler", 8), ("midpoint", 4), ("rk4", 2), ("rk4", 8)):
+        runs = dict.fromkeys((("euler", k), ("euler", 8), ("midpoint", 4), ("rk4", 2), ("rk4", 8)))
+        for scheme, n_steps in runs:
             start = time.perf_counter()
             logits = model.logits(x_test, basis=target, coefficients=coefs,
                                   scheme=scheme, n_steps=n_steps)
