@@ -20,7 +20,7 @@ import numpy as np
 from .. import _validate
 from ..errors import RefodeError, ShapeError
 from ._step import rk_step, rk_step_vjp
-from .checkpoint import STRATEGIES, CheckpointStats
+from .checkpoint import STRATEGIES, CheckpointStats, reverse_binomial
 from .odeint import advance, check_state, prepare, stage_theta
 
 #: gradient methods accepted by :func:`gradient`.
@@ -68,6 +68,73 @@ def gradient(
     sweep = _DiscreteSweep(problem, stats)
     dh0 = STRATEGIES[checkpoint](sweep, problem.h0, lam, stats, slots)
     return check_state(dh0, problem.h0, "rate.vjp"), sweep.grads
+
+
+def vjp(
+    rate, h0, coefficients, basis, *, scheme="euler", n_steps, interval=None,
+    checkpoint=DEFAULT_CHECKPOINT, slots=None,
+):
+    """One forward pass now, the exact (discrete-adjoint) reverse pass on demand.
+
+    The forward sweep runs inside this call and keeps what ``checkpoint`` asks for:
+    every stage state (``"all"``: the reverse pass recomputes no step), the state at
+    every step start (``"steps"``) or only ``h0`` (``"binomial"``, ``slots`` states
+    held while reversing). ``backward`` then reverses with the step functions of
+    :func:`gradient`, so ``backward(w)`` is bitwise equal to
+    ``gradient(rate, h0, coefficients, basis, w, ...)`` with the same options.
+    ``rate.forward`` is called by this function for the forward sweep only; the
+    ``"steps"`` and ``"binomial"`` strategies call it again inside ``backward``.
+
+    Parameters
+    ----------
+    rate : object with ``forward(t, h, theta)`` and ``vjp(t, h, theta, a)``
+    h0, coefficients, basis, scheme, n_steps, interval
+        As for :func:`refode.odeint`.
+    checkpoint : {"all", "steps", "binomial"}
+    slots : int, optional
+        Required by (and only allowed with) ``checkpoint="binomial"``.
+
+    Returns
+    -------
+    hT : ndarray, shape of ``h0``
+        ``h(t1)``, bitwise equal to :func:`refode.odeint`.
+    backward : callable ``dloss_dhT -> (dh0, dcoefficients)``
+        ``dloss_dhT`` of the shape of ``h0``; returns ``dL/dh0`` (shape of ``h0``)
+        and a dict ``name -> dL/dtheta`` of the shapes of ``coefficients``. It may
+        be called several times (each call starts from zero gradients).
+    """
+    problem = prepare(rate, h0, coefficients, basis, scheme, n_steps, interval, ("forward", "vjp"))
+    _check_options("discrete", checkpoint, slots)
+    stats = CheckpointStats()
+    stats.start(checkpoint, problem.n_steps)
+    sweep = _DiscreteSweep(problem, stats)
+    kept, h = [], problem.h0
+    for n in range(problem.n_steps):
+        if checkpoint == "all":
+            stages = []
+            h = sweep.advance(n, h, stages)
+            kept.append(stages)
+        else:
+            if checkpoint == "steps":
+                kept.append(h)
+            h = sweep.advance(n, h)
+    hT = check_state(h, problem.h0, "rate.forward")
+
+    def backward(dloss_dhT):
+        lam = _cotangent(dloss_dhT, problem.h0)
+        sweep.grads = {k: np.zeros_like(v) for k, v in problem.coefficients.items()}
+        if checkpoint == "binomial":
+            lam = reverse_binomial(sweep, problem.h0, lam, stats, slots)
+        for n in reversed(range(len(kept))):
+            if checkpoint == "all":
+                lam = sweep.reverse(n, kept[n], lam)
+            else:
+                stages = []
+                sweep.advance(n, kept[n], stages)
+                lam = sweep.reverse(n, stages, lam)
+        return check_state(lam, problem.h0, "rate.vjp"), sweep.grads
+
+    return hT, backward
 
 
 def _cotangent(dloss_dhT, h0):

@@ -1,0 +1,146 @@
+"""Allocating wrappers around the CPU kernels used by the convolutional model.
+
+Kernels take preallocated outputs (passed last) and trust their inputs; the
+functions here allocate the outputs, make inputs C-contiguous and return results,
+so that layers read as formulas. Every function works in the dtype of its first
+argument (float32 or float64).
+"""
+import numpy as np
+
+from .. import kernels
+
+#: the backend of the model layers.
+BACKEND = "cpu"
+#: momentum of the running statistics, PyTorch's convention:
+#: ``running = MOMENTUM * batch + (1 - MOMENTUM) * running`` (the paper's m = 0.9).
+MOMENTUM = 0.1
+#: weight of the previous running statistic, ``m = 1 - MOMENTUM`` (exactly 0.9 in float64).
+KEEP = 1.0 - MOMENTUM
+#: variance regulariser of every batch norm.
+EPS = 1e-5
+
+
+def _k(name):
+    return kernels.get(name, BACKEND)
+
+
+def _c(a):
+    return np.ascontiguousarray(a)
+
+
+def conv(x, w, stride, pad, workspace):
+    """``(N, C, H, W) * (O, C, k, k) -> (N, O, Ho, Wo)`` (cross-correlation, zero padding)."""
+    x, w = _c(x), _c(w)
+    k = w.shape[2]
+    ho = (x.shape[2] + 2 * pad - k) // stride + 1
+    wo = (x.shape[3] + 2 * pad - k) // stride + 1
+    out = np.empty((x.shape[0], w.shape[0], ho, wo), dtype=x.dtype)
+    _k("conv2d")(x, w, stride, pad, out, workspace=workspace)
+    return out
+
+
+def conv_vjp(x, w, g, stride, pad, workspace):
+    """``(dx, dw)`` of :func:`conv` for the output cotangent ``g``."""
+    x, w, g = _c(x), _c(w), _c(g)
+    dx, dw = np.empty_like(x), np.empty_like(w)
+    _k("conv2d.conv2d_vjp")(x, w, g, stride, pad, dx, dw, workspace=workspace)
+    return dx, dw
+
+
+def bn_train(x, gamma, beta):
+    """Training batch norm: ``(y, batch mean, unbiased batch variance)``, stats ``(C,)``."""
+    x = _c(x)
+    y = np.empty_like(x)
+    mean = np.empty(x.shape[1], dtype=x.dtype)
+    var = np.empty(x.shape[1], dtype=x.dtype)
+    _k("batchnorm")(x, _c(gamma), _c(beta), y, mean, var, EPS)
+    return y, mean, var
+
+
+def bn_train_vjp(x, gamma, dy):
+    """``(dx, dgamma, dbeta)`` of :func:`bn_train` (through the batch statistics)."""
+    x, dy = _c(x), _c(dy)
+    dx = np.empty_like(x)
+    dgamma = np.empty(x.shape[1], dtype=x.dtype)
+    dbeta = np.empty(x.shape[1], dtype=x.dtype)
+    _k("batchnorm.batchnorm_vjp")(x, _c(gamma), dy, dx, dgamma, dbeta, EPS)
+    return dx, dgamma, dbeta
+
+
+def bn_eval(x, gamma, beta, mean, var):
+    """Evaluation batch norm with the given statistics ``(C,)``."""
+    x = _c(x)
+    y = np.empty_like(x)
+    _k("batchnorm.batchnorm_eval")(x, _c(gamma), _c(beta), _c(mean), _c(var), y, EPS)
+    return y
+
+
+def bn_eval_vjp(x, gamma, mean, var, dy):
+    """``(dx, dgamma, dbeta, dmean, dvar)`` of :func:`bn_eval`."""
+    x, dy = _c(x), _c(dy)
+    dx = np.empty_like(x)
+    d = [np.empty(x.shape[1], dtype=x.dtype) for _ in range(4)]
+    _k("batchnorm.batchnorm_eval_vjp")(x, _c(gamma), _c(mean), _c(var), dy, dx, *d, EPS)
+    return (dx, *d)
+
+
+def running_update(running, batch):
+    """``KEEP * running + MOMENTUM * batch`` (PyTorch's update of running statistics)."""
+    return MOMENTUM * batch + KEEP * running
+
+
+def relu(x):
+    x = _c(x)
+    out = np.empty_like(x)
+    _k("activation.relu")(x, out)
+    return out
+
+
+def relu_vjp(x, g):
+    """Cotangent of the ReLU input ``x`` for the output cotangent ``g``."""
+    x, g = _c(x), _c(g)
+    out = np.empty_like(x)
+    _k("activation.relu_vjp")(x, g, out)
+    return out
+
+
+def avgpool(x):
+    """``(N, C, H, W) -> (N, C)`` global average."""
+    x = _c(x)
+    out = np.empty(x.shape[:2], dtype=x.dtype)
+    _k("avgpool")(x, out)
+    return out
+
+
+def avgpool_vjp(g, shape):
+    out = np.empty(shape, dtype=g.dtype)
+    _k("avgpool.avgpool_vjp")(_c(g), out)
+    return out
+
+
+def dense(x, w, b):
+    """``x @ w.T + b``, ``x (M, n_in)``, ``w (n_out, n_in)``."""
+    x = _c(x)
+    out = np.empty((x.shape[0], w.shape[0]), dtype=x.dtype)
+    _k("dense")(x, _c(w), _c(b), out)
+    return out
+
+
+def dense_vjp(x, w, g):
+    """``(dx, dw, db)`` of :func:`dense`."""
+    x, w, g = _c(x), _c(w), _c(g)
+    dx, dw = np.empty_like(x), np.empty_like(w)
+    db = np.empty(w.shape[0], dtype=x.dtype)
+    _k("dense.dense_vjp")(x, w, g, dx, dw, db)
+    return dx, dw, db
+
+
+def cross_entropy(logits, targets):
+    """Mean cross-entropy (a Python float) and its gradient with respect to ``logits``."""
+    logits = _c(logits)
+    targets = _c(np.asarray(targets, dtype=np.int64))
+    loss = np.empty((), dtype=logits.dtype)
+    _k("cross_entropy")(logits, targets, loss)
+    dlogits = np.empty_like(logits)
+    _k("cross_entropy.cross_entropy_vjp")(logits, targets, 1.0, dlogits)
+    return float(loss), dlogits

@@ -1,0 +1,223 @@
+"""The paper's image classifier: stem, [stitch, stateful ODE-block] per width, head.
+
+::
+
+    stem   conv3x3 (in -> widths[0], no bias) -> BN -> ReLU
+    stage  Stitch(stride 1, 2, 2, ...) -> StatefulODEBlock   (one per width)
+    head   BN -> ReLU -> global average pool -> dense(n_classes, with bias)
+
+Array names are ``"<layer>.<array>"``: ``stem_conv.weight``, ``stitch1.branch.bn1.gamma``,
+``stitch2.shortcut.conv.weight``, ``block1.conv1.weight`` (``(K, C, C, 3, 3)``),
+``block1.bn1.mean`` (state, ``(K, C)``), ``head_bn.gamma``, ``dense.weight``, ...
+With ``widths=(16, 32, 64)``, 3 input channels and 10 classes the model has
+``78,074 + 97,216 K`` trainable parameters.
+"""
+import copy
+
+import numpy as np
+
+from .. import _validate
+from ..bases import basis as make_basis
+from ..errors import RefodeError
+from . import _ops
+from ._layers import Sequential
+from .layers import BatchNorm, Composite, Conv, Dense, GlobalAvgPool, ReLU, Stitch, he_normal
+from .stateful import StatefulODEBlock, init_params, init_state
+
+#: strides of the stitch units: the first keeps the resolution, the others halve it.
+FIRST_STRIDE, LATER_STRIDE = 1, 2
+#: change-of-basis methods of :meth:`ContinuousNet.rediscretize`.
+METHODS = ("projection", "interpolation")
+
+
+def _leaves(layer):
+    """Every layer without sub-layers inside ``layer``."""
+    if isinstance(layer, Sequential):
+        for sub in layer.layers.values():
+            yield from _leaves(sub)
+    elif isinstance(layer, Composite):
+        for sub in layer.parts.values():
+            yield from _leaves(sub)
+    else:
+        yield layer
+
+
+class ContinuousNet:
+    """Convolutional ContinuousNet with stateful (continuous-in-depth) batch norm.
+
+    Parameters
+    ----------
+    in_channels, n_classes : int
+    widths : tuple of int
+        Channels of each stage (one stitch + one ODE-block per width).
+    basis : str
+        Basis family of the depth-dependent weights and statistics (interval ``[0, 1]``).
+    n_basis : int
+        ``K``.
+    scheme : str
+        Runge-Kutta tableau of the ODE-blocks.
+    n_steps : int
+        ``N``.
+    seed : int
+        Seed of the initialisation (every basis function drawn independently).
+    dtype : float64 or float32
+
+    Attributes
+    ----------
+    net : Sequential
+        The layers: ``stem_conv, stem_bn, stem_relu, stitch1, block1, ..., head_bn,
+        head_relu, pool, dense``.
+    """
+
+    def __init__(self, in_channels=3, n_classes=10, widths=(16, 32, 64),
+                 basis="piecewise_constant", n_basis=16, scheme="euler", n_steps=16, seed=0,
+                 dtype=np.float64):
+        in_channels = _validate.positive_int(in_channels, "in_channels")
+        n_classes = _validate.positive_int(n_classes, "n_classes")
+        if len(widths) < 1:
+            raise RefodeError("`widths` must hold at least one width, e.g. (16, 32, 64)")
+        widths = tuple(_validate.positive_int(w, "widths") for w in widths)
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float64, np.float32):
+            raise RefodeError(f"`dtype` must be float64 or float32, got {self.dtype}")
+        self.basis = make_basis(basis, n_basis)
+        self.scheme, self.n_steps = scheme, _validate.positive_int(n_steps, "n_steps")
+        rng = np.random.default_rng(seed)
+        dt = self.dtype
+        layers = [
+            ("stem_conv", Conv(he_normal(rng, (widths[0], in_channels, 3, 3), dt), 1, 1)),
+            ("stem_bn", BatchNorm(widths[0], dt)),
+            ("stem_relu", ReLU()),
+        ]
+        c_in = widths[0]
+        for j, width in enumerate(widths, start=1):
+            stride = FIRST_STRIDE if j == 1 else LATER_STRIDE
+            layers.append((f"stitch{j}", Stitch(c_in, width, stride, rng, dt)))
+            layers.append((f"block{j}", StatefulODEBlock(
+                self.basis, scheme, self.n_steps, init_params(self.basis, width, rng, dt),
+                init_state(self.basis, width, dt))))
+            c_in = width
+        layers += [("head_bn", BatchNorm(c_in, dt)), ("head_relu", ReLU()),
+                   ("pool", GlobalAvgPool()), ("dense", Dense(c_in, n_classes, rng, dt))]
+        self.net = Sequential(layers)
+
+    # ------------------------------------------------------------ arrays
+    @property
+    def params(self):
+        """``{"<layer>.<array>": array}`` of trainable arrays (live: edit in place)."""
+        return self.net.named("params")
+
+    @property
+    def state(self):
+        """``{"<layer>.<array>": array}`` of running statistics (replaced by training)."""
+        return self.net.named("state")
+
+    def num_parameters(self):
+        """Number of trainable scalars."""
+        return int(sum(a.size for a in self.params.values()))
+
+    def blocks(self):
+        """The :class:`StatefulODEBlock` layers, in order."""
+        return [l for l in self.net.layers.values() if isinstance(l, StatefulODEBlock)]
+
+    # ------------------------------------------------------------ compute
+    def _input(self, x):
+        x = _validate.as_array(x, "x")
+        if x.ndim != 4:
+            raise RefodeError(f"`x` must be images (N, C, H, W), got shape {x.shape}")
+        return np.ascontiguousarray(x, dtype=self.dtype)
+
+    def _snapshot(self):
+        return [(leaf, dict(leaf.state)) for leaf in _leaves(self.net)]
+
+    @staticmethod
+    def _restore(snapshot):
+        for leaf, state in snapshot:
+            leaf.state = state
+
+    def forward(self, x, train=False, *, update_state=True):
+        """Logits ``(N, n_classes)`` of images ``x (N, C, H, W)``.
+
+        ``train=True`` normalises with batch statistics and (unless
+        ``update_state=False``) updates the running statistics, as a PyTorch
+        training-mode forward does.
+        """
+        snapshot = None if update_state else self._snapshot()
+        try:
+            logits, _ = self.net.forward(self._input(x), bool(train))
+        finally:
+            if snapshot is not None:
+                self._restore(snapshot)
+        return logits
+
+    def loss(self, x, y, *, train=True):
+        """Mean cross-entropy; never updates the running statistics."""
+        return _ops.cross_entropy(self.forward(x, train, update_state=False), y)[0]
+
+    def loss_and_gradients(self, x, y, *, train=True, update_state=True):
+        """Mean cross-entropy and its exact gradient for every parameter.
+
+        Parameters
+        ----------
+        x : (N, C, H, W) images
+        y : (N,) int class labels
+        train : bool
+            Training mode (batch statistics; default) or evaluation mode.
+        update_state : bool
+            In training mode, update the running statistics as a training step of
+            PyTorch would (default) or leave them unchanged.
+
+        Returns
+        -------
+        loss : float
+        grads : dict, the names and shapes of :attr:`params`
+        """
+        snapshot = None if (update_state or not train) else self._snapshot()
+        try:
+            logits, caches = self.net.forward(self._input(x), bool(train))
+        finally:
+            if snapshot is not None:
+                self._restore(snapshot)
+        loss, dlogits = _ops.cross_entropy(logits, y)
+        _, grads = self.net.backward(caches, dlogits)
+        return loss, grads
+
+    # ------------------------------------------------------------ discretisation
+    def rediscretize(self, basis=None, n_basis=None, scheme=None, n_steps=None,
+                     method="projection"):
+        """A new model with every depth-dependent array moved exactly onto a new basis.
+
+        Compression (fewer basis functions), refinement (e.g. ``n_basis`` doubled on a
+        ``piecewise_constant`` or ``fem_linear`` basis: exact, ``theta(t)`` unchanged)
+        and graph shortening (``n_steps``) in one call. Weights *and* running
+        statistics of every ODE-block move with ``method``: ``"projection"`` (exact
+        L2 projection, :func:`refode.project`) or ``"interpolation"``
+        (:func:`refode.interpolate`). Depth-independent arrays are copied. The model
+        itself is not modified.
+
+        Parameters
+        ----------
+        basis : str, optional
+            New family (default: the current one).
+        n_basis, n_steps : int, optional
+            New ``K`` and ``N`` (default: the current ones).
+        scheme : str, optional
+            New tableau (default: the current one).
+        method : {"projection", "interpolation"}
+
+        Returns
+        -------
+        ContinuousNet
+        """
+        if method not in METHODS:
+            raise RefodeError(f"unknown `method` {method!r}; choose one of {', '.join(METHODS)}")
+        new = copy.deepcopy(self)
+        new.basis = make_basis(basis or self.basis.family,
+                               self.basis.n if n_basis is None else n_basis)
+        new.scheme = self.scheme if scheme is None else scheme
+        new.n_steps = self.n_steps if n_steps is None else _validate.positive_int(
+            n_steps, "n_steps")
+        for name, layer in new.net.layers.items():
+            if isinstance(layer, StatefulODEBlock):
+                new.net.layers[name] = layer.rebased(new.basis, new.scheme, new.n_steps, method)
+        return new

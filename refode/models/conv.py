@@ -1,0 +1,100 @@
+"""The convolutional rate unit ``R(theta(t), h) = conv(relu(BN(conv(relu(BN(h))))))``.
+
+``R`` is BN -> ReLU -> conv3x3 -> BN -> ReLU -> conv3x3 (paper, section 5): no biases,
+stride 1, zero padding 1, ``C`` channels in and out. It is a *rate* for
+:func:`refode.odeint` / :func:`refode.integrate.vjp`: ``theta`` is the dict of weights
+at the stage time,
+
+- ``"bn1.gamma", "bn1.beta", "bn2.gamma", "bn2.beta"``: ``(C,)``;
+- ``"conv1.weight", "conv2.weight"``: ``(C, C, 3, 3)``;
+- evaluation mode only: ``"bn1.mean", "bn1.var", "bn2.mean", "bn2.var"``: ``(C,)``, the
+  running statistics at the stage time (the state expanded in the same basis).
+
+In training mode both batch norms use batch statistics (the VJP goes through them);
+in evaluation mode they use ``theta``'s running statistics (the VJP also returns
+their cotangents). ``h`` is ``(N, C, H, W)``.
+"""
+from ..kernels.workspace import Workspace
+from . import _ops
+
+#: kernel size, stride and padding of the rate's convolutions.
+KERNEL, STRIDE, PAD = 3, 1, 1
+#: names of the trainable weights of the rate.
+WEIGHTS = ("bn1.gamma", "bn1.beta", "conv1.weight", "bn2.gamma", "bn2.beta", "conv2.weight")
+#: names of the running statistics (state), used in evaluation mode.
+STATS = ("bn1.mean", "bn1.var", "bn2.mean", "bn2.var")
+
+
+def weight_shapes(channels):
+    """Shapes of the trainable weights at one depth for ``channels`` channels."""
+    conv = (channels, channels, KERNEL, KERNEL)
+    vec = (channels,)
+    return {"bn1.gamma": vec, "bn1.beta": vec, "conv1.weight": conv,
+            "bn2.gamma": vec, "bn2.beta": vec, "conv2.weight": conv}
+
+
+class ConvRate:
+    """The conv rate unit (see the module docstring).
+
+    Parameters
+    ----------
+    train : bool
+        Batch statistics (True) or ``theta``'s running statistics (False).
+
+    Attributes
+    ----------
+    record : list or None
+        When a list (training mode), every call of :meth:`forward` appends the batch
+        statistics of its two batch norms, ``(mean1, var1, mean2, var2)`` (``(C,)``
+        each, variances unbiased), in call order. :meth:`vjp` never records.
+    """
+
+    def __init__(self, train):
+        self.train = bool(train)
+        self.record = None
+        self.workspace = Workspace()
+
+    def _bn(self, x, theta, which):
+        g, b = theta[f"{which}.gamma"], theta[f"{which}.beta"]
+        if self.train:
+            return _ops.bn_train(x, g, b)
+        return _ops.bn_eval(x, g, b, theta[f"{which}.mean"], theta[f"{which}.var"]), None, None
+
+    def _forward(self, h, theta):
+        y1, m1, v1 = self._bn(h, theta, "bn1")
+        r1 = _ops.relu(y1)
+        c1 = _ops.conv(r1, theta["conv1.weight"], STRIDE, PAD, self.workspace)
+        y2, m2, v2 = self._bn(c1, theta, "bn2")
+        r2 = _ops.relu(y2)
+        out = _ops.conv(r2, theta["conv2.weight"], STRIDE, PAD, self.workspace)
+        return out, (y1, r1, c1, y2, r2), (m1, v1, m2, v2)
+
+    def forward(self, t, h, theta):
+        """``R(theta, h)``, shape of ``h``; records batch statistics if :attr:`record`."""
+        out, _, stats = self._forward(h, theta)
+        if self.record is not None and self.train:
+            self.record.append(stats)
+        return out
+
+    def _bn_vjp(self, x, theta, which, dy, grads):
+        g = theta[f"{which}.gamma"]
+        if self.train:
+            dx, grads[f"{which}.gamma"], grads[f"{which}.beta"] = _ops.bn_train_vjp(x, g, dy)
+            return dx
+        dx, dg, db, dm, dv = _ops.bn_eval_vjp(
+            x, g, theta[f"{which}.mean"], theta[f"{which}.var"], dy)
+        grads.update({f"{which}.gamma": dg, f"{which}.beta": db,
+                      f"{which}.mean": dm, f"{which}.var": dv})
+        return dx
+
+    def vjp(self, t, h, theta, a):
+        """``(a^T dR/dh, {name: a^T dR/dtheta[name]})`` for every name of ``theta``."""
+        _, (y1, r1, c1, y2, r2), _ = self._forward(h, theta)
+        grads = {}
+        dr2, grads["conv2.weight"] = _ops.conv_vjp(r2, theta["conv2.weight"], a, STRIDE, PAD,
+                                                   self.workspace)
+        dc1 = self._bn_vjp(c1, theta, "bn2", _ops.relu_vjp(y2, dr2), grads)
+        dr1, grads["conv1.weight"] = _ops.conv_vjp(r1, theta["conv1.weight"], dc1, STRIDE, PAD,
+                                                   self.workspace)
+        dh = self._bn_vjp(h, theta, "bn1", _ops.relu_vjp(y1, dr1), grads)
+        return dh, grads

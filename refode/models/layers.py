@@ -1,0 +1,169 @@
+"""Depth-independent layers of the convolutional model (the :mod:`._layers` protocol).
+
+Images are ``(N, C, H, W)``. Layers that update state replace the state arrays with
+new ones (never in place), so a caller can keep a snapshot by copying the dict.
+"""
+import numpy as np
+
+from ..kernels.workspace import Workspace
+from . import _ops
+from ._layers import Layer, Sequential
+
+
+def he_normal(rng, shape, dtype):
+    """He initialisation of a conv weight ``(O, C, k, k)``: ``N(0, 2 / (C k k))``."""
+    fan_in = int(np.prod(shape[-3:]))
+    return (np.sqrt(2.0 / fan_in) * rng.standard_normal(shape)).astype(dtype)
+
+
+class Conv(Layer):
+    """Convolution without bias; ``params = {"weight": (O, C, k, k)}``."""
+
+    def __init__(self, weight, stride, pad):
+        super().__init__()
+        self.params = {"weight": weight}
+        self.stride, self.pad = stride, pad
+        self.workspace = Workspace()
+
+    def forward(self, x, train):
+        return _ops.conv(x, self.params["weight"], self.stride, self.pad, self.workspace), x
+
+    def backward(self, cache, dy):
+        dx, dw = _ops.conv_vjp(cache, self.params["weight"], dy, self.stride, self.pad,
+                               self.workspace)
+        return dx, {"weight": dw}
+
+
+class BatchNorm(Layer):
+    """Affine batch norm over channels; ``params`` gamma/beta ``(C,)``, ``state`` mean/var ``(C,)``.
+
+    Training normalises with batch statistics and updates the running statistics as
+    PyTorch's ``BatchNorm2d(momentum=0.1)``: ``0.1 * batch + 0.9 * running``, with the
+    *unbiased* batch variance. Evaluation normalises with the running statistics.
+    """
+
+    def __init__(self, channels, dtype):
+        super().__init__()
+        self.params = {"gamma": np.ones(channels, dtype), "beta": np.zeros(channels, dtype)}
+        self.state = {"mean": np.zeros(channels, dtype), "var": np.ones(channels, dtype)}
+
+    def forward(self, x, train):
+        p, s = self.params, self.state
+        if not train:
+            return _ops.bn_eval(x, p["gamma"], p["beta"], s["mean"], s["var"]), (x, False)
+        y, mean, var = _ops.bn_train(x, p["gamma"], p["beta"])
+        self.state = {"mean": _ops.running_update(s["mean"], mean),
+                      "var": _ops.running_update(s["var"], var)}
+        return y, (x, True)
+
+    def backward(self, cache, dy):
+        x, train = cache
+        p = self.params
+        if train:
+            dx, dg, db = _ops.bn_train_vjp(x, p["gamma"], dy)
+        else:
+            dx, dg, db, _, _ = _ops.bn_eval_vjp(x, p["gamma"], self.state["mean"],
+                                                self.state["var"], dy)
+        return dx, {"gamma": dg, "beta": db}
+
+
+class ReLU(Layer):
+    """Elementwise ``max(x, 0)``; the gradient is 0 where ``x <= 0`` (PyTorch's choice)."""
+
+    def forward(self, x, train):
+        return _ops.relu(x), x
+
+    def backward(self, cache, dy):
+        return _ops.relu_vjp(cache, dy), {}
+
+
+class GlobalAvgPool(Layer):
+    """Global average pooling ``(N, C, H, W) -> (N, C)``."""
+
+    def forward(self, x, train):
+        return _ops.avgpool(x), x.shape
+
+    def backward(self, cache, dy):
+        return _ops.avgpool_vjp(dy, cache), {}
+
+
+class Dense(Layer):
+    """``x @ weight.T + bias``; ``weight (n_out, n_in)``, ``bias (n_out,)``.
+
+    Initialised as PyTorch's ``Linear``: uniform in ``+-1/sqrt(n_in)``.
+    """
+
+    def __init__(self, n_in, n_out, rng, dtype):
+        super().__init__()
+        bound = 1.0 / np.sqrt(n_in)
+        self.params = {"weight": rng.uniform(-bound, bound, (n_out, n_in)).astype(dtype),
+                       "bias": rng.uniform(-bound, bound, n_out).astype(dtype)}
+
+    def forward(self, x, train):
+        return _ops.dense(x, self.params["weight"], self.params["bias"]), x
+
+    def backward(self, cache, dy):
+        dx, dw, db = _ops.dense_vjp(cache, self.params["weight"], dy)
+        return dx, {"weight": dw, "bias": db}
+
+
+class Composite(Layer):
+    """Named sub-layers whose arrays appear as ``"<sub>.<layer>.<array>"``."""
+
+    def __init__(self, parts):
+        self.parts = dict(parts)
+
+    def _named(self, kind):
+        return {f"{pname}.{k}": v for pname, part in self.parts.items()
+                for k, v in part.named(kind).items()}
+
+    @property
+    def params(self):
+        return self._named("params")
+
+    @property
+    def state(self):
+        return self._named("state")
+
+
+class Stitch(Composite):
+    """``out = shortcut(x) + branch(x)`` between two widths (paper, section 5).
+
+    branch: BN -> ReLU -> conv3x3 (stride s) -> BN -> ReLU -> conv3x3; shortcut: the
+    identity when ``s == 1`` and the widths match, else 1x1 conv (stride s) + BN.
+    Arrays: ``"branch.bn1.gamma"``, ..., ``"branch.conv2.weight"``,
+    ``"shortcut.conv.weight"``, ``"shortcut.bn.gamma"``, ...
+    """
+
+    def __init__(self, c_in, c_out, stride, rng, dtype):
+        branch = Sequential([
+            ("bn1", BatchNorm(c_in, dtype)), ("relu1", ReLU()),
+            ("conv1", Conv(he_normal(rng, (c_out, c_in, 3, 3), dtype), stride, 1)),
+            ("bn2", BatchNorm(c_out, dtype)), ("relu2", ReLU()),
+            ("conv2", Conv(he_normal(rng, (c_out, c_out, 3, 3), dtype), 1, 1)),
+        ])
+        parts = {"branch": branch}
+        if stride != 1 or c_in != c_out:
+            parts["shortcut"] = Sequential([
+                ("conv", Conv(he_normal(rng, (c_out, c_in, 1, 1), dtype), stride, 0)),
+                ("bn", BatchNorm(c_out, dtype)),
+            ])
+        super().__init__(parts)
+
+    def forward(self, x, train):
+        y, branch_cache = self.parts["branch"].forward(x, train)
+        if "shortcut" in self.parts:
+            s, skip_cache = self.parts["shortcut"].forward(x, train)
+        else:
+            s, skip_cache = x, None
+        return s + y, (branch_cache, skip_cache)
+
+    def backward(self, cache, dy):
+        branch_cache, skip_cache = cache
+        dx, g = self.parts["branch"].backward(branch_cache, dy)
+        grads = {f"branch.{k}": v for k, v in g.items()}
+        if skip_cache is None:
+            return dy + dx, grads
+        dskip, g = self.parts["shortcut"].backward(skip_cache, dy)
+        grads.update({f"shortcut.{k}": v for k, v in g.items()})
+        return dskip + dx, grads

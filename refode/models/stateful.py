@@ -1,0 +1,169 @@
+"""The stateful ODE-block: conv rate with weights *and* batch-norm statistics in a basis.
+
+``h(t1) = h(t0) + integral R(theta(t), h) dt`` with :class:`~refode.models.conv.ConvRate`.
+Every weight is ``theta(t) = sum_k phi_k(t) theta_k`` (``params``, ``(K, ...)``) and the
+running statistics of the rate's two batch norms are expansions in the same basis
+(``state``: ``"bn1.mean", "bn1.var", "bn2.mean", "bn2.var"``, each ``(K, C)``;
+initialised to mean 0, variance 1).
+
+Training (paper, section 3)
+    Every stage normalises with batch statistics. The forward sweep (and only it; the
+    recomputations of the reverse pass record nothing) records the batch statistics
+    ``b_i`` of stage ``i`` at its exact ``(position, side)`` on the stage grid, with
+    ``s_i = m * s(t_i) + (1 - m) * b_i``, ``m = 0.9`` (computed as PyTorch does:
+    ``0.1 * b_i + 0.9 * s(t_i)``), ``s(t_i)`` the old statistics at the stage with its
+    exact support weights, and ``b_i`` the **unbiased** batch variance for the
+    variance (as PyTorch's ``BatchNorm2d`` feeds into its running variance; the
+    normalisation itself uses the biased one). After the pass the samples are fitted
+    onto the ``K`` coefficients by least squares (:func:`refode.fit`); basis
+    functions without samples (``N < K``, ``N`` not a multiple of ``K``) keep their
+    previous coefficients. With Euler, ``piecewise_constant`` and ``N = K`` this is
+    exactly ``K`` independent ``BatchNorm2d(momentum=0.1)`` layers.
+Evaluation
+    Every stage normalises with ``s(t_stage)`` from the state coefficients (exact
+    support weights of the stage, the same one-sided rule as the weights).
+
+The backward pass is the discrete adjoint of :func:`refode.integrate.vjp` (exact
+gradient of the computed output).
+"""
+import numpy as np
+
+from .. import projection
+from ..bases import basis as make_basis
+from ..integrate.adjoint import vjp
+from ..integrate.grid import stage_grid
+from ..integrate.odeint import stage_theta
+from ..integrate.tableau import tableau
+from . import _ops
+from ._layers import Layer
+from .conv import STATS, ConvRate, weight_shapes
+from .layers import he_normal
+
+
+#: unit positions where a basis is checked for being a partition of unity.
+UNITY_PROBES = 17
+
+
+def constant(basis, shape, value, dtype):
+    """Coefficients ``(K, *shape)`` of the constant function ``value`` on ``basis``.
+
+    All equal to ``value`` when the basis is a partition of unity (piecewise constant,
+    FEM, DG linear: exact); otherwise the exact L2 projection of the constant
+    (Legendre: ``value`` on the constant polynomial, 0 elsewhere).
+    """
+    probes = basis.evaluate(np.linspace(basis.t0, basis.t1, UNITY_PROBES))
+    if np.allclose(probes.sum(axis=1), 1.0, rtol=0.0, atol=1e-12):
+        return np.full((basis.n, *shape), value, dtype=dtype)
+    one = make_basis("piecewise_constant", 1, basis.interval)
+    return projection.project(np.full((1, *shape), value, dtype=dtype), one, basis)
+
+
+def init_params(basis, channels, rng, dtype):
+    """Independent random coefficients for every basis function (He init), and the
+    coefficients of the constants gamma(t) = 1, beta(t) = 0.
+
+    Returns
+    -------
+    dict name -> ``(K, ...)`` array (see :func:`refode.models.conv.weight_shapes`)
+    """
+    params = {}
+    for name, shape in weight_shapes(channels).items():
+        full = (basis.n, *shape)
+        if name.endswith("weight"):
+            params[name] = he_normal(rng, full, dtype)
+        else:
+            params[name] = constant(basis, shape, 1.0 if name.endswith("gamma") else 0.0, dtype)
+    return params
+
+
+def init_state(basis, channels, dtype):
+    """Running statistics ``(K, C)``: the constants mean(t) = 0, var(t) = 1."""
+    return {name: constant(basis, (channels,), 1.0 if name.endswith("var") else 0.0, dtype)
+            for name in STATS}
+
+
+class StatefulODEBlock(Layer):
+    """ODE-block of :class:`ConvRate` with depth-dependent batch-norm statistics.
+
+    Parameters
+    ----------
+    basis : refode.Basis
+    scheme : str
+        Runge-Kutta tableau name.
+    n_steps : int
+    params : dict name -> ``(K, ...)`` array
+    state : dict name -> ``(K, C)`` array
+    checkpoint : {"all", "steps", "binomial"}
+        Memory strategy of the backward pass (``slots`` for ``"binomial"``).
+    """
+
+    def __init__(self, basis, scheme, n_steps, params, state, checkpoint="all", slots=None):
+        super().__init__()
+        self.basis, self.scheme, self.n_steps = basis, scheme, n_steps
+        self.params, self.state = dict(params), dict(state)
+        self.checkpoint, self.slots = checkpoint, slots
+
+    def _grid(self):
+        return stage_grid(self.basis, tableau(self.scheme), self.n_steps)
+
+    def forward(self, x, train):
+        rate = ConvRate(train)
+        coefficients = dict(self.params) if train else {**self.params, **self.state}
+        rate.record = [] if train else None
+        try:
+            h, backward = vjp(rate, x, coefficients, self.basis, scheme=self.scheme,
+                              n_steps=self.n_steps, checkpoint=self.checkpoint, slots=self.slots)
+            records = rate.record
+        finally:
+            rate.record = None  # the reverse pass must not record
+        if train:
+            self.state = self.refitted(records)
+        return h, backward
+
+    def backward(self, cache, dy):
+        dx, dc = cache(dy)
+        return dx, {name: dc[name] for name in self.params}
+
+    def samples(self, records):
+        """Stage samples ``s_i`` of the running statistics from recorded batch statistics.
+
+        Parameters
+        ----------
+        records : list of ``N * s`` tuples ``(mean1, var1, mean2, var2)`` in stage order
+
+        Returns
+        -------
+        points : list of ``(Fraction, side)``, the exact stage positions
+        values : dict name -> ``(N * s, C)`` array, ``0.1 * b_i + 0.9 * s(t_i)``
+        """
+        grid = self._grid()
+        points = [(p, side) for row, sides in zip(grid.positions, grid.sides)
+                  for p, side in zip(row, sides)]
+        supports = [sup for row in grid.supports for sup in row]
+        if len(records) != len(points):
+            raise RuntimeError(f"recorded {len(records)} stages, the grid has {len(points)}")
+        values = {name: [] for name in STATS}
+        for support, stats in zip(supports, records):
+            old = stage_theta(self.state, support)
+            for name, batch in zip(STATS, stats):
+                values[name].append(_ops.running_update(old[name], batch))
+        return points, {name: np.stack(v) for name, v in values.items()}
+
+    def refitted(self, records):
+        """New state coefficients: least-squares fit of :meth:`samples`, previous kept."""
+        points, values = self.samples(records)
+        return {name: projection.fit(points, values[name], self.basis, previous=self.state[name])
+                for name in STATS}
+
+    def rebased(self, basis, scheme, n_steps, method):
+        """A new block with every coefficient array moved onto ``basis`` by ``method``.
+
+        ``method`` is ``"projection"`` (exact L2 projection) or ``"interpolation"``.
+        """
+        change = {"projection": projection.project, "interpolation": projection.interpolate}
+        move = change[method]
+        return StatefulODEBlock(
+            basis, scheme, n_steps,
+            {k: move(v, self.basis, basis) for k, v in self.params.items()},
+            {k: move(v, self.basis, basis) for k, v in self.state.items()},
+            self.checkpoint, self.slots)

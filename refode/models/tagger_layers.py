@@ -1,0 +1,162 @@
+"""Layers of the sentence tagger, following :mod:`refode.models._layers`.
+
+- :class:`TokenEmbedding`: ``ids (B, L) -> weight[ids] + P[:L]`` with fixed sinusoidal
+  positions ``P`` (not trainable) and **no** scaling of the embedding by ``sqrt(D)``;
+- :class:`EncoderODEBlock`: the ODE-block ``dx/dt = R(theta(t), x)`` of an encoder rate
+  (:mod:`refode.models.transformer`) with depth-dependent weights ``(K, ...)``;
+- :class:`LayerNorm` and :class:`Dense` (over the last axis).
+
+Every ``forward(x, train)`` returns ``(y, cache)`` and ``backward(cache, dy)`` returns
+``(dx, grads)``; no layer has ``state``.
+"""
+import numpy as np
+
+from .. import kernels
+from ..integrate import gradient, odeint, vjp
+from ._layers import Layer
+from .transformer import LN_EPS
+
+
+class TokenEmbedding(Layer):
+    """Token embedding plus fixed sinusoidal positions.
+
+    Parameters
+    ----------
+    weight : (V, D) ndarray
+        Embedding table (trainable, ``params["weight"]``).
+    backend : str
+        Kernel backend.
+    """
+
+    def __init__(self, weight, backend="cpu"):
+        super().__init__()
+        self.params = {"weight": weight}
+        self.backend = backend
+        self._positions = {}
+
+    def positions(self, length):
+        """``(L, D)`` sinusoidal encodings in the weight's dtype (cached per length)."""
+        if length not in self._positions:
+            out = np.empty((length, self.params["weight"].shape[1]),
+                           dtype=self.params["weight"].dtype)
+            kernels.get("positions", self.backend)(out)
+            self._positions[length] = out
+        return self._positions[length]
+
+    def forward(self, ids, train):
+        """``ids`` (B, L) int64 -> ``(B, L, D)``; cache: the ids."""
+        weight = self.params["weight"]
+        out = np.empty((*ids.shape, weight.shape[1]), dtype=weight.dtype)
+        kernels.get("embedding", self.backend)(np.ascontiguousarray(ids), weight, out)
+        return out + self.positions(ids.shape[1]), ids
+
+    def backward(self, ids, dy):
+        """No input cotangent (ids are integers): returns ``(None, {"weight": ...})``."""
+        dweight = np.empty_like(self.params["weight"])
+        kernels.get("embedding.embedding_vjp", self.backend)(
+            np.ascontiguousarray(ids), np.ascontiguousarray(dy), dweight)
+        return None, {"weight": dweight}
+
+
+class LayerNorm(Layer):
+    """Affine layer norm over the last axis (``eps = 1e-5``); params ``gamma``, ``beta``."""
+
+    def __init__(self, gamma, beta, backend="cpu"):
+        super().__init__()
+        self.params = {"gamma": gamma, "beta": beta}
+        self.backend = backend
+
+    def forward(self, x, train):
+        x = np.ascontiguousarray(x)
+        y = np.empty_like(x)
+        kernels.get("layernorm", self.backend)(x, self.params["gamma"], self.params["beta"],
+                                                y, LN_EPS)
+        return y, x
+
+    def backward(self, x, dy):
+        dx = np.empty_like(x)
+        grads = {k: np.empty_like(v) for k, v in self.params.items()}
+        kernels.get("layernorm.layernorm_vjp", self.backend)(
+            x, self.params["gamma"], np.ascontiguousarray(dy), dx, grads["gamma"],
+            grads["beta"], LN_EPS)
+        return dx, grads
+
+
+class Dense(Layer):
+    """``y = x @ weight.T + bias`` over the last axis; ``weight`` (n_out, n_in)."""
+
+    def __init__(self, weight, bias, backend="cpu"):
+        super().__init__()
+        self.params = {"weight": weight, "bias": bias}
+        self.backend = backend
+
+    def forward(self, x, train):
+        x2 = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
+        out = np.empty((x2.shape[0], self.params["weight"].shape[0]), dtype=x2.dtype)
+        kernels.get("dense", self.backend)(x2, self.params["weight"], self.params["bias"], out)
+        return out.reshape(*x.shape[:-1], -1), (x2, x.shape)
+
+    def backward(self, cache, dy):
+        x2, shape = cache
+        g = np.ascontiguousarray(dy).reshape(x2.shape[0], -1)
+        dx = np.empty_like(x2)
+        grads = {k: np.empty_like(v) for k, v in self.params.items()}
+        kernels.get("dense.dense_vjp", self.backend)(x2, self.params["weight"], g, dx,
+                                                     grads["weight"], grads["bias"])
+        return dx.reshape(shape), grads
+
+
+class EncoderODEBlock(Layer):
+    """The ODE-block ``x(T) = x(0) + int_0^T R(theta(t), x) dt`` of an encoder rate.
+
+    Parameters
+    ----------
+    rate : refode.models.transformer rate
+        Its mask is replaced per call by :attr:`mask`.
+    coefficients : dict name -> ``(K, *shape)``
+        ``params``: every weight of the rate with the leading basis axis.
+    basis : refode.Basis
+    scheme : str
+        Tableau name.
+    n_steps : int
+
+    Attributes
+    ----------
+    mask : (B, L) bool or None
+        Key padding mask of the next :meth:`forward` (set by the model before each call;
+        the cache keeps the mask a forward used, so its backward is consistent).
+    """
+
+    def __init__(self, rate, coefficients, basis, scheme, n_steps):
+        super().__init__()
+        self.rate = rate
+        self.params = coefficients
+        self.basis = basis
+        self.scheme = scheme
+        self.n_steps = n_steps
+        self.mask = None
+
+    def _options(self):
+        return {"scheme": self.scheme, "n_steps": self.n_steps}
+
+    def forward(self, x, train):
+        """``x(0)`` (B, L, D) -> ``x(T)``.
+
+        In training the forward sweep keeps its stages for the reverse pass
+        (:func:`refode.integrate.vjp`, one forward in all); in evaluation it keeps
+        nothing, and a later :meth:`backward` recomputes the forward
+        (:func:`refode.gradient`). Both give the same exact gradient.
+        """
+        rate = self.rate.with_mask(self.mask)
+        if train:
+            h, backward = vjp(rate, x, self.params, self.basis, **self._options())
+            return h, ("vjp", backward)
+        h = odeint(rate, x, self.params, self.basis, **self._options())
+        return h, ("recompute", (rate, x))
+
+    def backward(self, cache, dy):
+        kind, payload = cache
+        if kind == "vjp":
+            return payload(dy)
+        rate, x = payload
+        return gradient(rate, x, self.params, self.basis, dy, **self._options())

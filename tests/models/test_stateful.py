@@ -1,0 +1,153 @@
+"""The stateful ODE-block: running statistics as basis expansions in depth."""
+import numpy as np
+import pytest
+import torch
+
+import refode
+from refode.integrate.grid import stage_grid
+from refode.models import _ops
+from refode.models.conv import STATS, ConvRate
+from refode.models.stateful import StatefulODEBlock, init_params, init_state
+
+from .convnet_setup import convnet_compiled, convnet_env  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("convnet_env")
+
+#: channels and images of the block tests.
+CHANNELS, SHAPE = 3, (3, 3, 5, 5)
+#: PyTorch's batch-norm settings of the paper.
+EPS, MOMENTUM = 1e-5, 0.1
+
+
+def _block(family, k, scheme, n, seed=0, checkpoint="all", slots=None, random_state=True):
+    rng = np.random.default_rng(seed)
+    basis = refode.basis(family, k)
+    params = init_params(basis, CHANNELS, rng, np.float64)
+    params = {name: v + 0.1 * rng.standard_normal(v.shape) for name, v in params.items()}
+    state = init_state(basis, CHANNELS, np.float64)
+    if random_state:
+        state = {name: v + 0.2 * rng.random(v.shape) for name, v in state.items()}
+    return StatefulODEBlock(basis, scheme, n, params, state, checkpoint, slots)
+
+
+def _images(seed=1):
+    return np.random.default_rng(seed).standard_normal(SHAPE)
+
+
+def _recorded_stages(block, x):
+    """Batch statistics of every stage, recorded by a separate integration of the rate."""
+    rate = ConvRate(train=True)
+    rate.record = []
+    refode.odeint(rate, x, block.params, block.basis, scheme=block.scheme, n_steps=block.n_steps)
+    return rate.record
+
+
+def test_euler_piecewise_constant_is_k_batchnorm_layers():
+    k = 4
+    block = _block("piecewise_constant", k, "euler", k)
+    old = {name: v.copy() for name, v in block.state.items()}
+    x = _images()
+    block.forward(x, train=True)
+    rate, h, dt = ConvRate(train=True), x, 1.0 / k
+    for piece in range(k):  # the ResNet: h += dt * R_piece(h), BN with batch statistics
+        theta = {name: c[piece] for name, c in block.params.items()}
+        y1, m1, v1 = _ops.bn_train(h, theta["bn1.gamma"], theta["bn1.beta"])
+        c1 = _ops.conv(_ops.relu(y1), theta["conv1.weight"], 1, 1, rate.workspace)
+        y2, m2, v2 = _ops.bn_train(c1, theta["bn2.gamma"], theta["bn2.beta"])
+        for name, batch in zip(STATS, (m1, v1, m2, v2)):  # direct formula, bitwise
+            np.testing.assert_array_equal(block.state[name][piece],
+                                          MOMENTUM * batch + (1 - MOMENTUM) * old[name][piece])
+        for which, inp in (("bn1", h), ("bn2", c1)):  # PyTorch's BatchNorm2d
+            bn = torch.nn.BatchNorm2d(CHANNELS, eps=EPS, momentum=MOMENTUM, dtype=torch.float64)
+            with torch.no_grad():
+                bn.running_mean.copy_(torch.from_numpy(old[f"{which}.mean"][piece]))
+                bn.running_var.copy_(torch.from_numpy(old[f"{which}.var"][piece]))
+            bn.train()(torch.from_numpy(inp))
+            np.testing.assert_allclose(block.state[f"{which}.mean"][piece],
+                                       bn.running_mean.numpy(), rtol=1e-14, atol=1e-16)
+            np.testing.assert_allclose(block.state[f"{which}.var"][piece],
+                                       bn.running_var.numpy(), rtol=1e-14)
+        h = h + dt * rate.forward(0.0, h, theta)
+
+
+@pytest.mark.parametrize("family,k", [("fem_linear", 3), ("legendre", 3),
+                                      ("piecewise_constant", 2)])
+def test_rk4_fit_is_least_squares_of_stage_samples(family, k):
+    block = _block(family, k, "rk4", 2)
+    old = {name: v.copy() for name, v in block.state.items()}
+    x = _images(2)
+    records = _recorded_stages(block, x)
+    block.forward(x, train=True)
+    grid = stage_grid(block.basis, refode.tableau("rk4"), 2)
+    points = [(p, s) for row, sides in zip(grid.positions, grid.sides) for p, s in zip(row, sides)]
+    phi = np.array([block.basis.evaluate_at(p, s) for p, s in points])
+    assert phi.shape == (8, k) and np.linalg.matrix_rank(phi) == k
+    for j, name in enumerate(STATS):
+        samples = np.array([MOMENTUM * r[j] + (1 - MOMENTUM) * (phi[i] @ old[name])
+                            for i, r in enumerate(records)])
+        want, *_ = np.linalg.lstsq(phi, samples, rcond=None)
+        np.testing.assert_allclose(block.state[name], want, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("k,n,sampled", [(4, 3, (0, 1, 2)), (4, 2, (0, 2)), (5, 2, (0, 2)),
+                                         (3, 1, (0,))])
+def test_unsampled_pieces_keep_their_statistics(k, n, sampled):
+    block = _block("piecewise_constant", k, "euler", n)
+    old = {name: v.copy() for name, v in block.state.items()}
+    x = _images(3)
+    records = _recorded_stages(block, x)
+    block.forward(x, train=True)
+    for name in STATS:
+        for piece in range(k):
+            if piece not in sampled:
+                np.testing.assert_array_equal(block.state[name][piece], old[name][piece])
+        for i, piece in enumerate(sampled):
+            assert not np.array_equal(block.state[name][piece], old[name][piece])
+            want = MOMENTUM * records[i][STATS.index(name)] + (1 - MOMENTUM) * old[name][piece]
+            np.testing.assert_array_equal(block.state[name][piece], want)
+
+
+def test_two_samples_per_piece_are_averaged():
+    block = _block("piecewise_constant", 2, "euler", 4)  # 4 steps, 2 per piece
+    old = {name: v.copy() for name, v in block.state.items()}
+    x = _images(4)
+    records = _recorded_stages(block, x)
+    block.forward(x, train=True)
+    for j, name in enumerate(STATS):
+        s = [MOMENTUM * r[j] + (1 - MOMENTUM) * old[name][i // 2] for i, r in enumerate(records)]
+        np.testing.assert_allclose(block.state[name], [(s[0] + s[1]) / 2, (s[2] + s[3]) / 2],
+                                   rtol=1e-14)
+
+
+@pytest.mark.parametrize("checkpoint,slots", [("steps", None), ("binomial", 1)])
+def test_backward_recomputation_records_nothing(checkpoint, slots):
+    ref = _block("fem_linear", 3, "midpoint", 3)
+    other = _block("fem_linear", 3, "midpoint", 3, checkpoint=checkpoint, slots=slots)
+    x = _images(5)
+    w = np.random.default_rng(6).standard_normal(SHAPE)
+    h_ref, cache_ref = ref.forward(x, train=True)
+    h, cache = other.forward(x, train=True)
+    after_forward = {name: v.copy() for name, v in other.state.items()}
+    dx_ref, g_ref = ref.backward(cache_ref, w)
+    dx, g = other.backward(cache, w)
+    np.testing.assert_array_equal(h, h_ref)
+    np.testing.assert_array_equal(dx, dx_ref)
+    for name in g_ref:
+        np.testing.assert_array_equal(g[name], g_ref[name])
+    for name, v in other.state.items():
+        np.testing.assert_array_equal(v, after_forward[name])
+        np.testing.assert_array_equal(v, ref.state[name])
+
+
+def test_evaluation_uses_statistics_at_the_stage():
+    block = _block("fem_linear", 2, "midpoint", 1)  # stages at 0 and 1/2
+    x = _images(7)
+    h, _ = block.forward(x, train=False)
+    rate = ConvRate(train=False)
+    coefficients = {**block.params, **block.state}
+    theta0 = {name: c[0] for name, c in coefficients.items()}
+    theta_mid = {name: 0.5 * c[0] + 0.5 * c[1] for name, c in coefficients.items()}
+    k0 = rate.forward(0.0, x, theta0)
+    want = x + 1.0 * rate.forward(0.5, x + 0.5 * k0, theta_mid)
+    np.testing.assert_allclose(h, want, rtol=0, atol=1e-14)
+    assert not np.allclose(block.state["bn1.var"][0], block.state["bn1.var"][1])
