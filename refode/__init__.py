@@ -3,10 +3,18 @@
 Public API (re-exported here explicitly):
 
 - bases: :func:`basis`, :func:`families`, :class:`Basis`
+- changes of basis: :func:`project`, :func:`interpolate`, :func:`refine`, :func:`fit`,
+  :func:`mass`
 - tableaus: :func:`tableau`, :func:`tableaus`, :class:`Tableau`
+- integration: :func:`odeint`, :func:`gradient` (discrete and continuous adjoints),
+  :class:`CheckpointStats`; :mod:`refode.integrate` also has ``vjp``
+- rates and models: :mod:`refode.rates` (``DenseTanh``), :mod:`refode.models`
+  (``ContinuousNet``, ``ContinuousTagger``)
+- errors: :class:`RefodeError` and its subclasses (all ``ValueError``)
 """
 __version__ = "0.1.0"
 
+from . import config  # noqa: F401  (first: sets OMP_WAIT_POLICY before any kernel runs)
 from .bases import Basis, basis, families
 from .errors import BasisError, FormatError, RefodeError, ShapeError, TableauError
 from .integrate.tableau import Tableau, tableau, tableaus
@@ -18,10 +26,12 @@ from .projection import fit, interpolate, mass, project, refine
 from . import rates
 from .integrate import CheckpointStats, gradient, odeint
 
+from . import models  # noqa: E402  (after the core it builds on)
+
 __all__ = [
     "Basis", "basis", "families",
     "project", "interpolate", "refine", "fit", "mass",
     "Tableau", "tableau", "tableaus",
-    "odeint", "gradient", "CheckpointStats", "rates",
+    "odeint", "gradient", "CheckpointStats", "rates", "models",
     "RefodeError", "BasisError", "ShapeError", "TableauError", "FormatError",
 ]
