@@ -3,6 +3,15 @@ import contextlib
 import os
 import tempfile
 
+#: mode of a new file before the umask is applied (as ``open`` uses).
+_DEFAULT_MODE = 0o666
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
 
 @contextlib.contextmanager
 def atomic_path(path):
@@ -16,6 +25,7 @@ def atomic_path(path):
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     os.close(fd)
+    os.chmod(tmp, _DEFAULT_MODE & ~_umask())  # mkstemp makes 0600; give the usual mode
     try:
         yield tmp
         os.replace(tmp, path)

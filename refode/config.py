@@ -8,10 +8,28 @@
     ``1`` caches compiled kernels on disk (``cache=True``). Off by default: a
     stale cache next to an edited source file is a classic source of confusion,
     and the first compilation of every kernel is paid once per process anyway.
+``OMP_WAIT_POLICY`` (set here to ``PASSIVE`` unless already set)
+    The CPU kernels alternate between Numba's thread pool (``prange`` loops) and
+    OpenBLAS's (one GEMM outside every parallel region). Numba's default threading
+    layer is OpenMP (libgomp), whose threads spin after each parallel region
+    (``ACTIVE`` waiting), taking the cores away from the OpenBLAS threads that run
+    next; on few cores this made the conv workload W1 about 1.6x slower. Importing
+    refode therefore does ``os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")``:
+    idle OpenMP threads sleep. Trade-off: waking sleeping threads costs a few
+    microseconds per parallel region, which only matters for many tiny kernels. It
+    takes effect only if the OpenMP runtime has not started yet (refode imported
+    before any parallel Numba function ran, or other OpenMP library was loaded); it
+    applies to every OpenMP runtime loaded later in the process (PyTorch's too). To
+    keep spinning threads, set ``OMP_WAIT_POLICY=ACTIVE`` (or any value) before
+    importing refode. The ``workqueue`` layer does not spin but is not thread safe;
+    refode does not select it.
 """
 import os
 
 _TRUE = ("1", "true", "yes", "on")
+
+#: the OpenMP wait policy refode asks for (see the module docstring); a user's wins.
+OMP_WAIT_POLICY = os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 #: fastmath flag handed to every ``numba.njit`` in refode (never hard-coded elsewhere).
 FASTMATH = os.environ.get("REFODE_FASTMATH", "0").strip().lower() in _TRUE

@@ -23,3 +23,11 @@ def test_failure_keeps_old_file_and_removes_temporary(tmp_path):
             raise RuntimeError("boom")
     assert target.read_text() == "old"
     assert os.listdir(tmp_path) == ["model.txt"]
+
+
+def test_written_file_has_the_usual_permissions(tmp_path):
+    target = tmp_path / "r.txt"
+    _io.write_text(target, "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (target.stat().st_mode & 0o777) == (0o666 & ~mask)

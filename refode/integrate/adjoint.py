@@ -186,21 +186,57 @@ class _DiscreteSweep:
         self.grads = {k: np.zeros_like(v) for k, v in problem.coefficients.items()}
 
     def advance(self, n, h, stages=None):
+        """State after step ``n`` from ``h``.
+
+        If ``stages`` is a list, the step's stage records are appended to it: the
+        stage state ``Y_i`` and, for a rate with the ``forward_save`` extension
+        (:mod:`refode.integrate.odeint`), what it saved, as pairs
+        ``(Y_i, saved_i)`` (``saved_i`` is None for a plain rate).
+        """
         self.stats.runs[n] += 1
-        return advance(self.problem, self.grid, n, h, stages)
+        if stages is None:
+            return advance(self.problem, self.grid, n, h)
+        ys, saved = [], []
+        if _saves(self.problem.rate):
+            times, supports = self.grid.times[n], self.grid.supports[n]
+            coefficients, rate = self.problem.coefficients, self.problem.rate
+
+            def stage_rate(i, y):
+                theta = stage_theta(coefficients, supports[i])
+                k, keep = rate.forward_save(float(times[i]), y, theta)
+                saved.append(keep)
+                return k
+
+            h_next = rk_step(stage_rate, h, self.grid.dt, self.problem.tab, ys)
+        else:
+            h_next = advance(self.problem, self.grid, n, h, ys)
+            saved = [None] * len(ys)
+        stages.extend(zip(ys, saved))
+        return h_next
 
     def reverse(self, n, stages, lam):
-        """``dL/dh_n`` from ``dL/dh_{n+1}`` and the stage states of step ``n``."""
+        """``dL/dh_n`` from ``dL/dh_{n+1}`` and the stage records of step ``n``."""
         times, supports = self.grid.times[n], self.grid.supports[n]
         coefficients, rate = self.problem.coefficients, self.problem.rate
+        ys = [y for y, _ in stages]
 
         def stage_vjp(i, y, kbar):
             theta = stage_theta(coefficients, supports[i])
-            ybar, thetabar = rate.vjp(float(times[i]), y, theta, kbar)
+            saved = stages[i][1]
+            if saved is None:
+                ybar, thetabar = rate.vjp(float(times[i]), y, theta, kbar)
+            else:
+                ybar, thetabar = rate.vjp_saved(float(times[i]), y, theta, kbar, saved)
             _accumulate(self.grads, supports[i], thetabar, 1.0)
             return ybar
 
-        return rk_step_vjp(stage_vjp, stages, self.grid.dt, self.problem.tab, lam)
+        return rk_step_vjp(stage_vjp, ys, self.grid.dt, self.problem.tab, lam)
+
+
+def _saves(rate):
+    """Whether ``rate`` implements the optional ``forward_save`` / ``vjp_saved`` pair."""
+    return callable(getattr(rate, "forward_save", None)) and callable(
+        getattr(rate, "vjp_saved", None))
 
 
 def _accumulate(grads, support, thetabar, sign):

@@ -15,6 +15,22 @@ A *rate* is any object with two methods:
 
 where ``theta`` is the dict of weights at the stage. :class:`refode.rates.DenseTanh`
 is an example.
+
+Optional extension (used by the discrete adjoint only): a rate may also implement
+
+- ``forward_save(t, h, theta) -> (k, saved)``: ``k`` bitwise equal to ``forward``
+  (with the same side effects), and ``saved`` any object holding intermediates;
+- ``vjp_saved(t, h, theta, a, saved) -> (a_h, a_theta)``: bitwise equal to ``vjp``,
+  using ``saved`` instead of recomputing the forward pass inside the VJP.
+
+When both exist, the discrete adjoint (:func:`refode.gradient`,
+:func:`refode.integrate.vjp`) calls ``forward_save`` wherever it keeps stage states
+(every stage with ``checkpoint="all"``; the one step being reversed with ``"steps"``
+and ``"binomial"``), keeps ``saved`` next to the stage state, and calls ``vjp_saved``
+for it; steps whose stages are not kept call ``forward``. Gradients are bitwise
+identical with and without the extension; it trades memory (``saved`` of every kept
+stage) for the recomputation inside ``vjp``. :class:`refode.models.conv.ConvRate`
+implements it.
 """
 from dataclasses import dataclass
 

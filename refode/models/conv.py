@@ -76,6 +76,19 @@ class ConvRate:
             self.record.append(stats)
         return out
 
+    def forward_save(self, t, h, theta):
+        """:meth:`forward` and the intermediates :meth:`vjp_saved` needs.
+
+        ``saved = (r1, c1, r2)``: the two conv inputs (ReLU outputs) and the second
+        batch norm's input, three arrays of the shape of ``h``. The ReLU VJP reads
+        its output instead of its input: ``relu(y) <= 0`` exactly where ``y <= 0``
+        (NaN stays NaN), so the cotangents are bitwise those of :meth:`vjp`.
+        """
+        out, (_, r1, c1, _, r2), stats = self._forward(h, theta)
+        if self.record is not None and self.train:
+            self.record.append(stats)
+        return out, (r1, c1, r2)
+
     def _bn_vjp(self, x, theta, which, dy, grads):
         g = theta[f"{which}.gamma"]
         if self.train:
@@ -89,12 +102,17 @@ class ConvRate:
 
     def vjp(self, t, h, theta, a):
         """``(a^T dR/dh, {name: a^T dR/dtheta[name]})`` for every name of ``theta``."""
-        _, (y1, r1, c1, y2, r2), _ = self._forward(h, theta)
+        _, (_, r1, c1, _, r2), _ = self._forward(h, theta)
+        return self.vjp_saved(t, h, theta, a, (r1, c1, r2))
+
+    def vjp_saved(self, t, h, theta, a, saved):
+        """:meth:`vjp` from the intermediates ``saved`` of :meth:`forward_save`."""
+        r1, c1, r2 = saved
         grads = {}
         dr2, grads["conv2.weight"] = _ops.conv_vjp(r2, theta["conv2.weight"], a, STRIDE, PAD,
                                                    self.workspace)
-        dc1 = self._bn_vjp(c1, theta, "bn2", _ops.relu_vjp(y2, dr2), grads)
+        dc1 = self._bn_vjp(c1, theta, "bn2", _ops.relu_vjp(r2, dr2), grads)
         dr1, grads["conv1.weight"] = _ops.conv_vjp(r1, theta["conv1.weight"], dc1, STRIDE, PAD,
                                                    self.workspace)
-        dh = self._bn_vjp(h, theta, "bn1", _ops.relu_vjp(y1, dr1), grads)
+        dh = self._bn_vjp(h, theta, "bn1", _ops.relu_vjp(r1, dr1), grads)
         return dh, grads

@@ -61,3 +61,49 @@ def test_vjp_rejects_bad_options(rng):
     _, backward = vjp(rate, h0, c, basis, n_steps=2)
     with pytest.raises(refode.ShapeError, match="dloss_dhT"):
         backward(np.ones(3))
+
+
+class SavingTanh(CountingTanh):
+    """:class:`CountingTanh` with the ``forward_save`` / ``vjp_saved`` extension."""
+
+    def __init__(self):
+        super().__init__()
+        self.saved_vjps = 0
+        self.plain_vjps = 0
+
+    def forward_save(self, t, h, theta):
+        self.calls += 1
+        y = np.tanh(theta["W"] * h + theta["b"])
+        return y + t, y
+
+    def vjp(self, t, h, theta, a):
+        self.plain_vjps += 1
+        return super().vjp(t, h, theta, a)
+
+    def vjp_saved(self, t, h, theta, a, saved):
+        self.saved_vjps += 1
+        g = a * (1 - saved * saved)
+        return g * theta["W"], {"W": g * h, "b": g}
+
+
+@pytest.mark.parametrize("checkpoint,slots", STRATEGIES)
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_saving_rate_is_bitwise_plain_rate(scheme, checkpoint, slots, rng):
+    basis = small_basis("fem_linear")
+    c = {"W": rng.standard_normal((basis.n, 4, 2)), "b": rng.standard_normal((basis.n, 4, 2))}
+    h0, w = rng.standard_normal((4, 2)), rng.standard_normal((4, 2))
+    kw = {"scheme": scheme, "n_steps": N_STEPS, "checkpoint": checkpoint, "slots": slots}
+    dh0, dc = refode.gradient(CountingTanh(), h0, c, basis, w, **kw)
+    for run in ("gradient", "vjp"):
+        rate = SavingTanh()
+        if run == "gradient":
+            gh0, gc = refode.gradient(rate, h0, c, basis, w, **kw)
+        else:
+            hT, backward = vjp(rate, h0, c, basis, **kw)
+            np.testing.assert_array_equal(
+                hT, refode.odeint(CountingTanh(), h0, c, basis, scheme=scheme, n_steps=N_STEPS))
+            gh0, gc = backward(w)
+        assert rate.plain_vjps == 0 and rate.saved_vjps > 0
+        np.testing.assert_array_equal(gh0, dh0)
+        for k in dc:
+            np.testing.assert_array_equal(gc[k], dc[k])

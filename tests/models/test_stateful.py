@@ -151,3 +151,36 @@ def test_evaluation_uses_statistics_at_the_stage():
     want = x + 1.0 * rate.forward(0.5, x + 0.5 * k0, theta_mid)
     np.testing.assert_allclose(h, want, rtol=0, atol=1e-14)
     assert not np.allclose(block.state["bn1.var"][0], block.state["bn1.var"][1])
+
+
+class _PlainConvRate:
+    """A :class:`ConvRate` seen through the base rate protocol only (no ``forward_save``)."""
+
+    def __init__(self, rate):
+        self.rate = rate
+
+    def forward(self, t, h, theta):
+        return self.rate.forward(t, h, theta)
+
+    def vjp(self, t, h, theta, a):
+        return self.rate.vjp(t, h, theta, a)
+
+
+@pytest.mark.parametrize("train", [True, False])
+@pytest.mark.parametrize("checkpoint,slots", [("all", None), ("steps", None), ("binomial", 1)])
+def test_conv_rate_saving_is_bitwise_plain(train, checkpoint, slots):
+    block = _block("fem_linear", 3, "midpoint", 3)
+    x = _images(7)
+    w = np.random.default_rng(8).standard_normal(SHAPE)
+    c = dict(block.params) if train else {**block.params, **block.state}
+    kw = {"scheme": "midpoint", "n_steps": 3, "checkpoint": checkpoint, "slots": slots}
+    dx_ref, g_ref = refode.gradient(_PlainConvRate(ConvRate(train)), x, c, block.basis, w, **kw)
+    rate = ConvRate(train)
+    calls = []
+    rate.vjp_saved = lambda *args: calls.append(1) or ConvRate.vjp_saved(rate, *args)
+    dx, g = refode.gradient(rate, x, c, block.basis, w, **kw)
+    assert len(calls) == 3 * 2  # every stage of the midpoint steps used what it saved
+    np.testing.assert_array_equal(dx, dx_ref)
+    assert g.keys() == g_ref.keys()
+    for name in g_ref:
+        np.testing.assert_array_equal(g[name], g_ref[name])

@@ -7,22 +7,22 @@ Then a single BLAS GEMM ``(O, C k k) @ (C k k, N Ho Wo)`` runs outside any paral
 region (Numba's and OpenBLAS's thread pools never nest), and a NumPy copy puts
 the ``(O, N, ...)`` product into the ``(N, O, ...)`` output.
 
-The VJP rebuilds the columns, computes ``dw`` as one GEMM of the transposed
-cotangent with them, then the column cotangents as one GEMM (into the same
-buffer) and folds them back with a col2im that is parallel over ``(n, c)``: every
-task owns one input plane and adds the taps in a fixed order, so results are
-bitwise identical for any number of Numba threads.
+The VJP rebuilds the columns, computes ``dw`` as one GEMM of them with the
+transposed cotangent (``dw^T = cols g^T``, then a tiny transpose), then the column
+cotangents as one GEMM (into the same buffer) and folds them back with a col2im
+that is parallel over ``(n, c)``: every task owns one input plane and adds the taps
+in a fixed order, so results are bitwise identical for any number of Numba threads.
 
 Workspace: pass ``workspace=refode.kernels.workspace.Workspace()`` (one per layer,
-or per shape) and the temporaries (the columns, ``C k k N Ho Wo`` elements, and a
-transposed output, ``O N Ho Wo`` elements) are allocated on the first call only.
-The VJP rebuilds the columns rather than trusting a workspace filled by the forward
+or per shape) and the temporaries (the columns, ``C k k N Ho Wo`` elements, a
+transposed output, ``O N Ho Wo`` elements, and ``dw^T``) are allocated on the first
+call only. The VJP rebuilds the columns rather than trusting a workspace filled by the forward
 call (a workspace does not know which ``x`` its buffers came from).
 
 Speed: the kernels alternate between Numba's thread pool and OpenBLAS's. Pools that
 busy-wait after their work (libgomp, Numba's default ``omp`` layer, unless
-``OMP_WAIT_POLICY=PASSIVE``) steal cores from the other pool; on few cores set
-``OMP_WAIT_POLICY=PASSIVE`` or ``NUMBA_THREADING_LAYER=workqueue`` before importing numba.
+``OMP_WAIT_POLICY=PASSIVE``) steal cores from the other pool; importing refode sets
+``OMP_WAIT_POLICY=PASSIVE`` unless the variable is already set (:mod:`refode.config`).
 """
 import numba
 import numpy as np
@@ -145,6 +145,10 @@ def conv2d_vjp(x, w, g, stride, pad, dx, dw, *, workspace=None):
     g_t = workspace.buffer("out_t", (n_out, n_img, cols.shape[2]), x.dtype)
     g_t[...] = g.reshape(n_img, n_out, -1).transpose(1, 0, 2)
     g_t2 = g_t.reshape(n_out, -1)
-    np.matmul(g_t2, cols2.T, out=dw.reshape(n_out, -1))
+    # dw^T = cols g^T: the long reduction (N Ho Wo) runs down the columns of both
+    # operands, the layout OpenBLAS handles fastest for this shape (measured)
+    dw_t = workspace.buffer("dw_t", (cols2.shape[0], n_out), x.dtype)
+    np.matmul(cols2, g_t2.T, out=dw_t)
+    dw.reshape(n_out, -1)[...] = dw_t.T
     np.matmul(w.reshape(n_out, -1).T, g_t2, out=cols2)  # column cotangents, in place
     _col2im(cols, k, stride, pad, dx)
