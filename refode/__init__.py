@@ -10,6 +10,8 @@ Public API (re-exported here explicitly):
   :class:`CheckpointStats`; :mod:`refode.integrate` also has ``vjp``
 - rates and models: :mod:`refode.rates` (``DenseTanh``), :mod:`refode.models`
   (``ContinuousNet``, ``ContinuousTagger``)
+- HDF5 weight files (``docs/format.md``): :func:`save`, :func:`load`; golden vectors in
+  :mod:`refode.io.golden`
 - errors: :class:`RefodeError` and its subclasses (all ``ValueError``)
 """
 __version__ = "0.1.0"
@@ -28,10 +30,14 @@ from .integrate import CheckpointStats, gradient, odeint
 
 from . import models  # noqa: E402  (after the core it builds on)
 
+# --- HDF5 interchange (refode/io) ---
+from .io import load, save  # noqa: E402
+
 __all__ = [
     "Basis", "basis", "families",
     "project", "interpolate", "refine", "fit", "mass",
     "Tableau", "tableau", "tableaus",
     "odeint", "gradient", "CheckpointStats", "rates", "models",
+    "save", "load",
     "RefodeError", "BasisError", "ShapeError", "TableauError", "FormatError",
 ]

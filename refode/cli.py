@@ -49,6 +49,9 @@ def build_parser():
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     demo.add_argument("--quiet", action="store_true", help="print only the final table")
     demo.set_defaults(func=_cmd_demo)
+    from .cli_io import add_commands
+
+    add_commands(sub)
     return parser
 
 

@@ -1,41 +1,66 @@
-"""The main job: train, compress and re-discretize an ODE-Net on the bundled digits.
+"""The main job: train, compress and re-discretize a stateful ODE-Net on the bundled digits.
 
-Uses scikit-learn's 8x8 digits (shipped inside its wheel; no data path needed).
-The network is ``x -> dense -> ODE-block -> dense -> softmax`` whose block rate is
-:class:`refode.rates.DenseTanh` with weights expanded in a piecewise-constant
-basis (paper, Eq. 3). It is trained with multilevel refinement (K = N = 1 -> 2 ->
-4 -> 8, momentum reset at each refinement), then compressed without retraining by
-exact L2 projection (and, for comparison, interpolation) onto smaller bases, and
-evaluated with several schemes and step counts.
+Uses scikit-learn's 8x8 digits (1,797 images shipped inside its wheel; no data path
+needed), split 1,397 train / 400 test with the seed. The model is a convolutional
+:class:`~refode.models.ContinuousNet` (paper, section 5) with stateful batch norm,
+trained with SGD momentum and multilevel refinement ``K = N = 1 -> 2 -> 4 -> 8``
+(Euler, piecewise-constant weights, momentum reset at each refinement). It is then
+compressed without retraining and without data, by exact L2 projection (and, for
+comparison, interpolation) onto fewer piecewise-constant pieces, FEM hat functions
+and Legendre polynomials, and every variant is evaluated with several schemes and
+step counts (graph shortening).
+
+Writes to ``out``: ``model.h5`` (:func:`refode.save`), ``golden.h5``
+(:func:`refode.io.golden.write` on 8 test images), ``checkpoint.h5`` (the last
+training checkpoint), ``report.json`` (one row per evaluated configuration),
+``accuracy_vs_parameters.png`` and ``accuracy_vs_steps.png``.
 """
+import contextlib
 import json
 import os
+import sys
 import time
 
 import numpy as np
 
 from . import _io
-from .bases import basis as make_basis
-from .integrate import gradient, odeint
-from .projection import interpolate, project, refine
-from .rates import DenseTanh, init_coefficients
+from .io import golden, save
+from .models import ContinuousNet
+from .train import SGD, Trainer, evaluate
 
-#: width of the ODE-block state.
-WIDTH = 32
-#: classes of the digits data.
-N_CLASSES = 10
-#: held-out test images (the rest of the 1,797 train).
-N_TEST = 397
+#: channels of the two stages (stitch + ODE-block each).
+WIDTHS = (16, 32)
+#: classes of the digits data; side of its images.
+N_CLASSES, SIDE = 10, 8
+#: held-out test images (the other 1,397 of the 1,797 train).
+N_TEST = 400
 #: epochs at each level of refinement K = N = 1, 2, 4, 8.
-EPOCHS_PER_LEVEL = (6, 6, 6, 12)
+EPOCHS_PER_LEVEL = (2, 2, 3, 5)
 BATCH = 64
-LEARNING_RATE = 0.1
+LEARNING_RATE = 0.05
+#: the learning rate is multiplied by this for the last FINE_TUNE_EPOCHS epochs.
+LR_DECAY, FINE_TUNE_EPOCHS = 0.1, 2
 MOMENTUM = 0.9
-WEIGHT_DECAY = 1e-4
+WEIGHT_DECAY = 5e-4
+#: test images in golden.h5.
+GOLDEN_IMAGES = 8
+#: step counts at which the trained model is evaluated with every scheme.
+STEP_SWEEP = (1, 2, 4, 8, 16)
+SCHEMES = ("euler", "midpoint", "rk4")
+#: (basis, K, method) of the compressed models.
+COMPRESSIONS = (
+    [("piecewise_constant", k, m) for m in ("projection", "interpolation") for k in (4, 2, 1)]
+    + [("fem_linear", k, m) for m in ("projection", "interpolation") for k in (5, 3)]
+    + [("legendre", k, m) for m in ("projection", "interpolation") for k in (4, 2)]
+)
+#: (scheme, N) at which every compressed model is evaluated (plus Euler with N = K).
+COMPRESSED_RUNS = (("euler", 8), ("midpoint", 4), ("rk4", 2))
+REPORT_KEYS = ("basis", "n_basis", "method", "scheme", "n_steps", "accuracy",
+               "n_parameters", "seconds")
 
 
 def load_digits_split(seed):
-    """Digits as float64 in [0, 1], split into (x_train, y_train, x_test, y_test)."""
+    """Digits as ``(n, 1, 8, 8)`` float64 in [0, 1]: ``(x_train, y_train, x_test, y_test)``."""
     try:
         from sklearn.datasets import load_digits
     except ImportError as exc:  # pragma: no cover - depends on the installation
@@ -43,161 +68,156 @@ def load_digits_split(seed):
             "the demo needs scikit-learn's bundled digits: pip install 'refode[demo]'"
         ) from exc
     data = load_digits()
-    x = data.data.astype(np.float64) / 16.0
+    x = (data.data.astype(np.float64) / 16.0).reshape(-1, 1, SIDE, SIDE)
     y = data.target.astype(np.int64)
     order = np.random.default_rng(seed).permutation(len(y))
     x, y = x[order], y[order]
     return x[N_TEST:], y[N_TEST:], x[:N_TEST], y[:N_TEST]
 
 
-def _softmax_xent(logits, y):
-    """Mean cross-entropy and its gradient with respect to ``logits`` (N, C)."""
-    z = logits - logits.max(axis=1, keepdims=True)
-    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    loss = -logp[np.arange(len(y)), y].mean()
-    grad = np.exp(logp)
-    grad[np.arange(len(y)), y] -= 1.0
-    return loss, grad / len(y)
+@contextlib.contextmanager
+def single_threaded_blas():
+    """Run OpenBLAS (and other BLAS pools) on one thread, if threadpoolctl is present.
+
+    The demo's GEMMs are tiny (a 16-channel 8x8 convolution); a threaded OpenBLAS
+    spends more time waking and synchronising threads than computing, and on a
+    loaded 2-core machine it was 100x slower than one thread. The Numba kernels
+    keep their own threads.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
-class DigitsODENet:
-    """Dense stem, one ODE-block of :class:`~refode.rates.DenseTanh`, dense head."""
-
-    def __init__(self, n_inputs, seed):
-        rng = np.random.default_rng(seed)
-        self.rate = DenseTanh()
-        self.basis = make_basis("piecewise_constant", 1)
-        self.scheme, self.n_steps = "euler", 1
-        self.static = {
-            "stem_w": rng.standard_normal((WIDTH, n_inputs)) / np.sqrt(n_inputs),
-            "stem_b": np.zeros(WIDTH),
-            "head_w": rng.standard_normal((N_CLASSES, WIDTH)) / np.sqrt(WIDTH),
-            "head_b": np.zeros(N_CLASSES),
-        }
-        self.coefficients = init_coefficients(self.basis, WIDTH, rng, scale=1.0)
-
-    def num_parameters(self):
-        return sum(v.size for v in self.static.values()) + sum(
-            v.size for v in self.coefficients.values()
-        )
-
-    def logits(self, x, *, basis=None, coefficients=None, scheme=None, n_steps=None):
-        s = self.static
-        h0 = x @ s["stem_w"].T + s["stem_b"]
-        h = odeint(
-            self.rate, h0, coefficients or self.coefficients, basis or self.basis,
-            scheme=scheme or self.scheme, n_steps=n_steps or self.n_steps,
-        )
-        return h @ s["head_w"].T + s["head_b"]
-
-    def loss_and_gradients(self, x, y):
-        s = self.static
-        h0 = x @ s["stem_w"].T + s["stem_b"]
-        kw = dict(scheme=self.scheme, n_steps=self.n_steps)
-        hT = odeint(self.rate, h0, self.coefficients, self.basis, **kw)
-        loss, g_logits = _softmax_xent(hT @ s["head_w"].T + s["head_b"], y)
-        g_hT = g_logits @ s["head_w"]
-        g_h0, g_coef = gradient(self.rate, h0, self.coefficients, self.basis, g_hT, **kw)
-        grads = {
-            "head_w": g_logits.T @ hT, "head_b": g_logits.sum(axis=0),
-            "stem_w": g_h0.T @ x, "stem_b": g_h0.sum(axis=0),
-        }
-        grads.update(g_coef)
-        return loss, grads
-
-    def refine(self):
-        """Double K and N exactly (pieces split in two); theta(t) is unchanged."""
-        fine = None
-        for name, c in self.coefficients.items():
-            fine, self.coefficients[name] = refine(c, self.basis)
-        self.basis, self.n_steps = fine, 2 * self.n_steps
-
-    def parameters(self):
-        return {**self.static, **self.coefficients}
+def _lr_schedule(total_epochs):
+    def lr(epoch):
+        late = epoch >= total_epochs - FINE_TUNE_EPOCHS
+        return LEARNING_RATE * (LR_DECAY if late else 1.0)
+    return lr
 
 
-def train(model, x, y, seed, log):
-    """SGD with momentum and weight decay, refining K = N at each level."""
-    rng = np.random.default_rng(seed + 1)
-    for level, epochs in enumerate(EPOCHS_PER_LEVEL):
-        if level:
-            model.refine()
-        velocity = {k: np.zeros_like(v) for k, v in model.parameters().items()}
-        for epoch in range(epochs):
-            order = rng.permutation(len(y))
-            losses = []
-            for start in range(0, len(y), BATCH):
-                idx = order[start:start + BATCH]
-                loss, grads = model.loss_and_gradients(x[idx], y[idx])
-                losses.append(loss)
-                params = model.parameters()
-                for k, g in grads.items():
-                    velocity[k] = MOMENTUM * velocity[k] + g + WEIGHT_DECAY * params[k]
-                    params[k] -= LEARNING_RATE * velocity[k]
-            log(f"K = N = {model.basis.n:2d}  epoch {epoch + 1:2d}/{epochs}  "
-                f"loss {np.mean(losses):.4f}")
+def train(x, y, x_test, y_test, seed, out, quiet):
+    """Train with refinement K = N = 1 -> 2 -> 4 -> 8; return the trained model."""
+    model = ContinuousNet(in_channels=1, n_classes=N_CLASSES, widths=WIDTHS,
+                          basis="piecewise_constant", n_basis=1, scheme="euler", n_steps=1,
+                          seed=seed)
+    epochs = int(sum(EPOCHS_PER_LEVEL))
+    trainer = Trainer(
+        model, SGD(LEARNING_RATE, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY),
+        epochs=epochs, batch_size=BATCH, refine_at=np.cumsum(EPOCHS_PER_LEVEL)[:-1],
+        seed=seed + 1, lr_schedule=_lr_schedule(epochs),
+        checkpoint=os.path.join(out, "checkpoint.h5"), progress=not quiet,
+        eval_data=(x_test, y_test))
+    return trainer.fit(x, y)
 
 
-def _configurations(model):
-    """(basis, method, schemes and step counts) of the evaluation table."""
-    K = model.basis.n
-    rows = [("piecewise_constant", K, "trained")]
-    for k in (4, 2, 1):
-        rows += [("piecewise_constant", k, "projection"), ("piecewise_constant", k, "interpolation")]
-    rows += [("fem_linear", 4, "projection"), ("legendre", 3, "projection")]
+def _row(model, method, x, y):
+    start = time.perf_counter()
+    accuracy = evaluate(model, x, y)
+    return {"basis": model.basis.family, "n_basis": model.basis.n, "method": method,
+            "scheme": model.scheme, "n_steps": model.n_steps, "accuracy": accuracy,
+            "n_parameters": model.num_parameters(), "seconds": time.perf_counter() - start}
+
+
+def evaluate_all(model, x, y):
+    """Report rows: the trained model at every scheme and N, then every compression."""
+    rows = [_row(model.rediscretize(scheme=s, n_steps=n), "trained", x, y)
+            for s in SCHEMES for n in STEP_SWEEP]
+    for family, k, method in COMPRESSIONS:
+        small = model.rediscretize(basis=family, n_basis=k, method=method)
+        runs = dict.fromkeys((("euler", k),) + COMPRESSED_RUNS)
+        rows += [_row(small.rediscretize(scheme=s, n_steps=n), method, x, y) for s, n in runs]
     return rows
-
-
-def evaluate(model, x_test, y_test):
-    """Accuracy of every compressed model for several schemes and step counts."""
-    report = []
-    depth_static = sum(v.size for v in model.static.values())
-    per_coefficient = sum(v[0].size for v in model.coefficients.values())
-    for family, k, method in _configurations(model):
-        target = make_basis(family, k)
-        if method == "trained":
-            coefs = model.coefficients
-        else:
-            change = project if method == "projection" else interpolate
-            coefs = {n: change(c, model.basis, target) for n, c in model.coefficients.items()}
-        runs = dict.fromkeys((("euler", k), ("euler", 8), ("midpoint", 4), ("rk4", 2), ("rk4", 8)))
-        for scheme, n_steps in runs:
-            start = time.perf_counter()
-            logits = model.logits(x_test, basis=target, coefficients=coefs,
-                                  scheme=scheme, n_steps=n_steps)
-            seconds = time.perf_counter() - start
-            report.append({
-                "basis": family, "n_basis": k, "method": method, "scheme": scheme,
-                "n_steps": n_steps, "accuracy": float(np.mean(logits.argmax(1) == y_test)),
-                "n_parameters": int(depth_static + k * per_coefficient), "seconds": seconds,
-            })
-    return report
 
 
 def format_table(report):
     """The report as a fixed-width text table."""
-    head = f"{'basis':<19}{'K':>3}  {'method':<14}{'scheme':<9}{'N':>3}  {'accuracy':>8}  {'params':>7}  {'ms':>7}"
+    head = (f"{'basis':<19}{'K':>3}  {'method':<14}{'scheme':<9}{'N':>3}  {'accuracy':>8}  "
+            f"{'params':>7}  {'ms':>7}")
     lines = [head, "-" * len(head)]
     for r in report:
         lines.append(
             f"{r['basis']:<19}{r['n_basis']:>3}  {r['method']:<14}{r['scheme']:<9}"
             f"{r['n_steps']:>3}  {100 * r['accuracy']:7.2f}%  {r['n_parameters']:>7}  "
-            f"{1e3 * r['seconds']:7.2f}"
-        )
+            f"{1e3 * r['seconds']:7.1f}")
     return "\n".join(lines)
 
 
+def write_plots(report, out):
+    """``accuracy_vs_parameters.png`` and ``accuracy_vs_steps.png``; returns their paths."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = [os.path.join(out, n) for n in ("accuracy_vs_parameters.png", "accuracy_vs_steps.png")]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    shallow = [r for r in report if r["scheme"] == "euler" and r["n_steps"] == r["n_basis"]]
+    for key in sorted({(r["basis"], r["method"]) for r in shallow}):
+        pts = sorted((r["n_parameters"], 100 * r["accuracy"]) for r in shallow
+                     if (r["basis"], r["method"]) == key)
+        style = "s--" if key[1] == "interpolation" else "o-"
+        ax.plot(*zip(*pts), style, label=f"{key[0]} ({key[1]})")
+    ax.set(xlabel="parameters", ylabel="test accuracy (%)", title="Euler, N = K")
+    ax.legend(fontsize=7)
+    _save_figure(fig, paths[0])
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for scheme in SCHEMES:
+        pts = [(r["n_steps"], 100 * r["accuracy"]) for r in report
+               if r["method"] == "trained" and r["scheme"] == scheme]
+        ax.plot(*zip(*pts), "o-", label=scheme)
+    ax.set_xscale("log", base=2)
+    ax.set(xticks=STEP_SWEEP, xticklabels=[str(n) for n in STEP_SWEEP], xlabel="steps N",
+           ylabel="test accuracy (%)", title="trained model at other discretizations")
+    ax.legend()
+    _save_figure(fig, paths[1])
+    plt.close("all")
+    return paths
+
+
+def _save_figure(fig, path):
+    fig.tight_layout()
+    with _io.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+
+
 def run_demo(out="out/demo", seed=0, quiet=False):
-    """Train, compress and evaluate; write ``out/report.json``; return the report rows."""
-    log = (lambda msg: None) if quiet else (lambda msg: print(msg, flush=True))
-    x_train, y_train, x_test, y_test = load_digits_split(seed)
-    model = DigitsODENet(x_train.shape[1], seed)
-    start = time.perf_counter()
-    train(model, x_train, y_train, seed, log)
-    log(f"trained in {time.perf_counter() - start:.1f} s")
-    report = evaluate(model, x_test, y_test)
-    print(format_table(report))
+    """Train, compress and evaluate; write the files of the module docstring.
+
+    Parameters
+    ----------
+    out : str or PathLike
+        Output folder (created).
+    seed : int
+        Seed of the split, the initialisation and the shuffling.
+    quiet : bool
+        Print only the final table (no progress bar, no file list).
+
+    Returns
+    -------
+    list of dict
+        The report rows (keys :data:`REPORT_KEYS`).
+    """
+    out = os.fspath(out)
     os.makedirs(out, exist_ok=True)
+    log = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    start = time.perf_counter()
+    x_train, y_train, x_test, y_test = load_digits_split(seed)
+    with single_threaded_blas():
+        model = train(x_train, y_train, x_test, y_test, seed, out, quiet)
+        log(f"trained in {time.perf_counter() - start:.1f} s "
+            f"({model.num_parameters()} parameters at K = {model.basis.n})")
+        report = evaluate_all(model, x_test, y_test)
+        save(model, os.path.join(out, "model.h5"))
+        golden.write(os.path.join(out, "golden.h5"), model, x_test[:GOLDEN_IMAGES],
+                     y_test[:GOLDEN_IMAGES], mode="eval")
+    print(format_table(report))
     _io.write_text(os.path.join(out, "report.json"), json.dumps(report, indent=1) + "\n")
-    print(f"wrote {os.path.join(out, 'report.json')}")
+    plots = write_plots(report, out)
+    names = ["model.h5", "golden.h5", "checkpoint.h5", "report.json"] + [
+        os.path.basename(p) for p in plots]
+    log(f"wrote {', '.join(names)} to {out} in {time.perf_counter() - start:.1f} s")
     return report

@@ -1,0 +1,223 @@
+"""Commands of ``refode`` on HDF5 files: info, compress, golden, check, eval, convergence.
+
+Each ``_cmd_*`` returns the exit code; bad input raises a refode error, which
+:func:`refode.cli.main` prints as one line with exit code 2.
+"""
+import argparse
+import math
+
+import numpy as np
+
+from .errors import RefodeError
+from .io import load, save
+from .io import golden as golden_io
+from .io.data import load_data
+from .io.layout import CONTINUOUS_NET, config_of
+from .io.reference import MODES, seeded_inputs
+from .io.summary import counts, depth_dependent, describe, relative_l2_error
+
+#: exit code of ``refode check`` when an array is outside the tolerances.
+EXIT_MISMATCH = 1
+#: samples per forward pass of ``refode eval``.
+EVAL_BATCH = 256
+#: default seed and batch of generated inputs.
+DEFAULT_SEED, DEFAULT_BATCH = 0, 4
+#: default step-count multipliers of ``refode convergence`` (N, 2N, 4N, 8N).
+CONVERGENCE_FACTORS = (1, 2, 4, 8)
+
+EXAMPLES = {
+    "info": """examples:
+  refode info net.h5                 # blocks, bases, K, N, scheme, parameter counts, dtype
+  refode info golden.h5              # also works on golden files
+""",
+    "compress": """examples:
+  refode compress net.h5 net8.h5 --basis piecewise_constant --n-basis 8
+  refode compress net.h5 net4.h5 --basis legendre --n-basis 4 --n-steps 8 --method projection
+""",
+    "golden": """examples:
+  refode golden net.h5 -o golden.h5                    # seeded inputs (seed 0, batch 4)
+  refode golden net.h5 -o golden.h5 --seed 3 --batch 8 --mode eval
+  refode golden net.h5 -o golden.h5 --inputs batch.npz # an .npz with x and y
+""",
+    "check": """examples:
+  refode check golden.h5 candidate.h5                  # tolerances stored in golden.h5
+  refode check golden.h5 candidate.h5 --rtol 1e-10 --atol 1e-14
+exit code: 0 when every array passes, 1 when any fails, 2 for bad input.
+""",
+    "eval": """examples:
+  refode eval net.h5 --data test.npz                   # x, y arrays
+  refode eval net.h5 --data t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz
+  refode eval net.h5 --data test.npz --scheme rk4 --n-steps 4
+""",
+    "convergence": """examples:
+  refode convergence net.h5                            # the model's scheme, N .. 8N
+  refode convergence net.h5 --schemes euler midpoint rk4 --n-steps 2 4 8 16 32
+""",
+}
+
+
+def _positive(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _nonnegative_float(text):
+    value = float(text)
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def _cmd_info(args):
+    print("\n".join([f"file: {args.file}", *describe(args.file)]))
+    return 0
+
+
+def _cmd_compress(args):
+    model = load(args.input)
+    new = model.rediscretize(basis=args.basis, n_basis=args.n_basis, n_steps=args.n_steps,
+                             method=args.method)
+    (total_a, dep_a), (total_b, dep_b) = counts(model), counts(new)
+    print(f"basis: {model.basis.family} K={model.basis.n} N={model.n_steps} -> "
+          f"{new.basis.family} K={new.basis.n} N={new.n_steps} ({args.method})")
+    print(f"parameters: {total_a:,} -> {total_b:,}")
+    print(f"depth-dependent parameters: {dep_a:,} -> {dep_b:,}")
+    after = depth_dependent(new)
+    for block, arrays in depth_dependent(model).items():
+        err = relative_l2_error(arrays, model.basis, after[block], new.basis)
+        print(f"  {block}: relative L2 error {err:.3e}")
+    save(new, args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _cmd_golden(args):
+    model = load(args.model)
+    if args.inputs is not None:
+        if args.seed is not None or args.batch is not None:
+            raise RefodeError("pass either --inputs or --seed/--batch, not both")
+        x, y = load_data([args.inputs])
+    else:
+        x, y = seeded_inputs(model, args.seed or DEFAULT_SEED, args.batch or DEFAULT_BATCH)
+    arrays = golden_io.write(args.output, model, x, y, args.mode, args.rtol, args.atol)
+    print(f"wrote {args.output}: loss {float(arrays['outputs/loss']):.17g}, "
+          f"{len(arrays)} arrays")
+    return 0
+
+
+def _cmd_check(args):
+    rows, rtol, atol = golden_io.compare(args.golden, args.candidate, args.rtol, args.atol)
+    width = max(len(r["array"]) for r in rows)
+    print(f"tolerance: |candidate - golden| <= {atol:g} + {rtol:g} |golden|")
+    print(f"{'array':<{width}}  {'max abs err':>11}  {'max rel err':>11}  result")
+    for r in rows:
+        status = "pass" if r["passed"] else f"FAIL {r['note']}".rstrip()
+        print(f"{r['array']:<{width}}  {r['max_abs']:>11.3e}  {r['max_rel']:>11.3e}  {status}")
+    failed = [r["array"] for r in rows if not r["passed"]]
+    print(f"{len(rows) - len(failed)} of {len(rows)} arrays pass"
+          + (f"; failed: {', '.join(failed)}" if failed else ""))
+    return EXIT_MISMATCH if failed else 0
+
+
+def _evaluate(model, x, y):
+    """Mean loss and accuracy in evaluation mode, in batches."""
+    is_net = config_of(model)[0] == CONTINUOUS_NET
+    losses, correct, count = [], 0, 0
+    for start in range(0, len(x), EVAL_BATCH):
+        xb, yb = x[start:start + EVAL_BATCH], np.asarray(y[start:start + EVAL_BATCH])
+        if is_net:
+            xb = np.asarray(xb, dtype=model.dtype)
+            losses.append(model.loss(xb, yb, train=False) * len(xb))
+            correct += int(np.sum(model.forward(xb).argmax(axis=-1) == yb))
+            count += len(xb)
+        else:
+            keep = yb != -100
+            losses.append(model.loss(xb, yb) * int(keep.sum()))
+            correct += int(np.sum((model.forward(xb).argmax(axis=-1) == yb) & keep))
+            count += int(keep.sum())
+    return sum(losses) / max(count, 1), correct / max(count, 1), count
+
+
+def _cmd_eval(args):
+    model = load(args.model)
+    if args.scheme or args.n_steps:
+        model = model.rediscretize(scheme=args.scheme, n_steps=args.n_steps)
+    family, cfg = config_of(model)
+    x, y = load_data(args.data, cfg["in_channels"] if family == CONTINUOUS_NET else None)
+    if args.limit:
+        x, y = x[:args.limit], y[:args.limit]
+    loss, accuracy, count = _evaluate(model, x, y)
+    print(f"scheme {model.scheme}  N {model.n_steps}  samples {count}  "
+          f"loss {loss:.6f}  accuracy {accuracy:.4f}")
+    return 0
+
+
+def _cmd_convergence(args):
+    model = load(args.model)
+    schemes = args.schemes or [model.scheme]
+    steps = sorted(set(args.n_steps or [model.n_steps * f for f in CONVERGENCE_FACTORS]))
+    x, _ = seeded_inputs(model, args.seed, args.batch)
+    print("max |logits(N) - logits(finest N)| per scheme; order = observed convergence order")
+    print(f"{'scheme':<10} {'N':>6} {'difference':>12} {'order':>7}")
+    for scheme in schemes:
+        outs = [model.rediscretize(scheme=scheme, n_steps=n).forward(x) for n in steps]
+        diffs = [float(np.max(np.abs(o - outs[-1]))) for o in outs]
+        for i, (n, d) in enumerate(zip(steps, diffs)):
+            order = ""
+            if 0 < i < len(steps) - 1 and d > 0 and diffs[i - 1] > 0:
+                order = f"{math.log(diffs[i - 1] / d) / math.log(n / steps[i - 1]):.2f}"
+            print(f"{scheme:<10} {n:>6} {d:>12.3e} {order:>7}")
+    return 0
+
+
+def _add(sub, name, help_text, func):
+    parser = sub.add_parser(name, help=help_text, description=help_text,
+                            epilog=EXAMPLES[name],
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.set_defaults(func=func)
+    return parser
+
+
+def add_commands(sub):
+    """Register the file commands on the subparsers ``sub`` of ``refode``."""
+    p = _add(sub, "info", "summarise a weight or golden file", _cmd_info)
+    p.add_argument("file", metavar="FILE.h5")
+    p = _add(sub, "compress", "move the depth-dependent weights onto another basis",
+             _cmd_compress)
+    p.add_argument("input", metavar="IN.h5")
+    p.add_argument("output", metavar="OUT.h5")
+    p.add_argument("--basis", required=True, metavar="FAMILY")
+    p.add_argument("--n-basis", required=True, type=_positive, metavar="K")
+    p.add_argument("--n-steps", type=_positive, metavar="N", help="default: unchanged")
+    p.add_argument("--method", choices=("projection", "interpolation"), default="projection")
+    p = _add(sub, "golden", "write golden vectors (outputs, loss, gradients)", _cmd_golden)
+    p.add_argument("model", metavar="MODEL.h5")
+    p.add_argument("-o", "--output", required=True, metavar="GOLDEN.h5")
+    p.add_argument("--inputs", metavar="FILE.npz", help="inputs x and targets y")
+    p.add_argument("--seed", type=int, help=f"seed of generated inputs ({DEFAULT_SEED})")
+    p.add_argument("--batch", type=_positive, help=f"batch of generated inputs ({DEFAULT_BATCH})")
+    p.add_argument("--mode", choices=MODES, default="train",
+                   help="batch statistics (train, default) or running statistics (eval)")
+    p.add_argument("--rtol", type=_nonnegative_float, help="stored tolerance (dtype default)")
+    p.add_argument("--atol", type=_nonnegative_float, help="stored tolerance (dtype default)")
+    p = _add(sub, "check", "compare a candidate file with a golden file", _cmd_check)
+    p.add_argument("golden", metavar="GOLDEN.h5")
+    p.add_argument("candidate", metavar="CANDIDATE.h5")
+    p.add_argument("--rtol", type=_nonnegative_float, help="default: stored in GOLDEN.h5")
+    p.add_argument("--atol", type=_nonnegative_float, help="default: stored in GOLDEN.h5")
+    p = _add(sub, "eval", "loss and accuracy of a model on a data set", _cmd_eval)
+    p.add_argument("model", metavar="MODEL.h5")
+    p.add_argument("--data", required=True, nargs="+", metavar="PATH",
+                   help="an .npz with x and y, or IMAGES LABELS in IDX (MNIST) format")
+    p.add_argument("--scheme", help="integrate with this tableau instead")
+    p.add_argument("--n-steps", type=_positive, metavar="N", help="integrate with N steps")
+    p.add_argument("--limit", type=_positive, help="evaluate only the first LIMIT samples")
+    p = _add(sub, "convergence", "output differences as the discretization refines",
+             _cmd_convergence)
+    p.add_argument("model", metavar="MODEL.h5")
+    p.add_argument("--schemes", nargs="+", metavar="SCHEME")
+    p.add_argument("--n-steps", nargs="+", type=_positive, metavar="N")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    p.add_argument("--batch", type=_positive, default=DEFAULT_BATCH)

@@ -1,0 +1,102 @@
+"""Reference computations of a golden file: outputs, loss and every gradient.
+
+Both families run their layers' forward and then walk the layers' backward by hand
+so that the gradient with respect to the input (ContinuousNet: the images; tagger:
+the embedded tokens, ``embedding + positions``) is kept as well. Running statistics
+are never changed.
+"""
+import numpy as np
+
+from .. import kernels
+from ..errors import RefodeError
+from ..models import ContinuousNet
+from ..models import _ops
+from ..models.tagger import IGNORE_INDEX
+from . import layout
+
+#: modes of a golden run: batch statistics (training) or running statistics.
+MODES = ("train", "eval")
+#: default image side of seeded ContinuousNet inputs and token length of tagger inputs.
+IMAGE_SIDE, SENTENCE_LENGTH = 8, 6
+#: names of the input gradient of each family inside ``/gradients/inputs``.
+INPUT_GRADIENT = {layout.CONTINUOUS_NET: "x", layout.TAGGER: "embedded"}
+
+
+def seeded_inputs(model, seed, batch):
+    """Seeded inputs ``x`` and targets ``y`` fitting ``model``.
+
+    ContinuousNet: standard normal images ``(batch, C, 8, 8)`` and classes. Tagger:
+    token ids ``(batch, 6)`` avoiding the padding id, the last token of the first
+    sentence padded (target ``-100``) so that the mask is exercised.
+    """
+    rng = np.random.default_rng(seed)
+    family, cfg = layout.config_of(model)
+    if family == layout.CONTINUOUS_NET:
+        x = rng.standard_normal((batch, cfg["in_channels"], IMAGE_SIDE, IMAGE_SIDE))
+        return x.astype(model.dtype), rng.integers(0, cfg["n_classes"], batch)
+    ids = rng.integers(0, cfg["vocab_size"], (batch, SENTENCE_LENGTH))
+    ids[ids == model.padding_id] = (model.padding_id + 1) % cfg["vocab_size"]
+    y = rng.integers(0, cfg["n_tags"], (batch, SENTENCE_LENGTH))
+    ids[0, -1], y[0, -1] = model.padding_id, IGNORE_INDEX
+    return ids, y
+
+
+def _walk_back(network, caches, dy, first):
+    """Backward through a Sequential; returns ``(dx, grads, dy entering `first`)``."""
+    grads, into_first = {}, None
+    for (lname, layer), cache in zip(reversed(network.layers.items()), reversed(caches)):
+        if lname == first:
+            into_first = dy
+        dy, g = layer.backward(cache, dy)
+        grads.update({f"{lname}.{k}": v for k, v in g.items()})
+    return dy, grads, into_first
+
+
+def _net(model, x, y, train):
+    snapshot = model._snapshot()
+    try:
+        logits, caches = model.net.forward(model._input(x), train)
+    finally:
+        model._restore(snapshot)
+    loss, dlogits = _ops.cross_entropy(logits, y)
+    dx, grads, _ = _walk_back(model.net, caches, dlogits, None)
+    return logits, loss, grads, dx
+
+
+def _tagger(model, x, y, train):
+    ids, logits, caches = model._run(x, train)
+    targets = model._targets(y, ids)
+    loss = np.zeros((), dtype=logits.dtype)
+    kernels.get("cross_entropy", model.backend)(logits, targets, loss, IGNORE_INDEX)
+    dlogits = np.empty_like(logits)
+    kernels.get("cross_entropy.cross_entropy_vjp", model.backend)(
+        logits, targets, 1.0, dlogits, IGNORE_INDEX)
+    _, grads, embedded = _walk_back(model.network, caches, dlogits, "embed")
+    return logits, float(loss), grads, embedded
+
+
+def compute(model, x, y, mode="train"):
+    """Logits, loss, parameter gradients and input gradient of one batch.
+
+    Parameters
+    ----------
+    model : ContinuousNet or ContinuousTagger
+    x, y : inputs and targets as the model's ``loss_and_gradients`` takes them
+    mode : {"train", "eval"}
+        Batch statistics (default) or running statistics; the state is not changed.
+
+    Returns
+    -------
+    dict with ``"outputs/logits"``, ``"outputs/loss"`` (0-d), ``"gradients/params/<name>"``
+    and ``"gradients/inputs/<x or embedded>"``, arrays of the model's dtype
+    """
+    if mode not in MODES:
+        raise RefodeError(f"unknown `mode` {mode!r}; choose one of {', '.join(MODES)}")
+    family, _ = layout.config_of(model)
+    run = _net if isinstance(model, ContinuousNet) else _tagger
+    logits, loss, grads, dinput = run(model, x, y, mode == "train")
+    dt = model.dtype
+    out = {"outputs/logits": np.asarray(logits, dt), "outputs/loss": np.asarray(loss, dt)}
+    out.update({f"gradients/params/{k}": np.asarray(v, dt) for k, v in sorted(grads.items())})
+    out[f"gradients/inputs/{INPUT_GRADIENT[family]}"] = np.asarray(dinput, dt)
+    return out

@@ -1,0 +1,86 @@
+"""Text summaries of weight and golden files (``refode info``) and compression errors."""
+import json
+
+import numpy as np
+
+from ..projection import mass
+from . import layout
+from .golden import MODEL, read_golden
+from ._h5 import str_attr
+from .read import GOLDEN_FORMAT, open_h5, read_header, read_model
+
+
+def depth_dependent(model):
+    """``{block: {name: array}}`` of every ODE-block's parameters."""
+    family, cfg = layout.config_of(model)
+    _, _, all_blocks = layout.shapes(family, cfg)
+    out = {b: {} for b in all_blocks}
+    for name, arr in model.params.items():
+        block = layout.block_of(name, all_blocks)
+        if block is not None:
+            out[block][name] = arr
+    return out
+
+
+def counts(model):
+    """``(total, depth-dependent)`` trainable scalars."""
+    total = model.num_parameters()
+    dep = sum(a.size for arrays in depth_dependent(model).values() for a in arrays.values())
+    return total, int(dep)
+
+
+def describe(path):
+    """Lines describing a weight or golden file (validates it fully first)."""
+    with open_h5(path) as fh:
+        kind = str_attr(fh, "format", "")
+        lines = []
+        if kind == GOLDEN_FORMAT:
+            tol, model, arrays = read_golden(fh)
+            attrs = {k: fh.attrs[k] for k in ("mode", "scheme", "n_steps")}
+            lines.append(f"golden file: mode {attrs['mode']}, scheme {attrs['scheme']}, "
+                         f"N {attrs['n_steps']}, rtol {tol['rtol']:g}, atol {tol['atol']:g}, "
+                         f"{len(arrays)} compared arrays")
+            group, where = fh[MODEL], "/model"
+        else:
+            group, where = fh, ""
+            model = read_model(fh)
+        family, cfg, dtype = read_header(group, where)
+        version = str_attr(group, "refode_version", where)
+    return lines + _model_lines(model, family, cfg, dtype, version)
+
+
+def _model_lines(model, family, cfg, dtype, version):
+    total, dep = counts(model)
+    k = cfg["n_basis"]
+    lines = [f"model: {family}  dtype: {dtype}  written by refode {version}",
+             f"config: {json.dumps(cfg, sort_keys=True)}",
+             f"parameters: {total:,} = {total - dep:,} depth-independent + "
+             f"{dep:,} depth-dependent ({dep // k:,} per basis function x K = {k})",
+             f"state: {sum(a.size for a in model.state.values()):,} scalars in "
+             f"{len(model.state)} arrays",
+             "ODE-blocks:"]
+    for block, arrays in depth_dependent(model).items():
+        n = sum(a.size for a in arrays.values())
+        lines.append(f"  {block}: basis {model.basis.family}  K {k}  interval "
+                     f"[{model.basis.t0:g}, {model.basis.t1:g}]  scheme {model.scheme}  "
+                     f"N {model.n_steps}  parameters {n:,}")
+    return lines
+
+
+def relative_l2_error(arrays_a, basis_a, arrays_b, basis_b):
+    """``||theta_B - theta_A||_L2 / ||theta_A||_L2`` over a block's arrays (mass matrices).
+
+    Computed as ``sqrt(b'M_BB b - 2 b'M_BA a + a'M_AA a)`` in float64, so values below
+    about ``1e-8`` are round-off.
+    """
+    m_aa, m_bb, m_ba = mass(basis_a), mass(basis_b), mass(basis_b, basis_a)
+    norm_a = norm_b = cross = 0.0
+    for name, a in arrays_a.items():
+        a2 = np.asarray(a, np.float64).reshape(a.shape[0], -1)
+        b = arrays_b[name]
+        b2 = np.asarray(b, np.float64).reshape(b.shape[0], -1)
+        norm_a += float(np.sum(a2 * (m_aa @ a2)))
+        norm_b += float(np.sum(b2 * (m_bb @ b2)))
+        cross += float(np.sum(b2 * (m_ba @ a2)))
+    err2 = max(norm_b - 2.0 * cross + norm_a, 0.0)
+    return float(np.sqrt(err2 / norm_a)) if norm_a > 0 else float(np.sqrt(err2))

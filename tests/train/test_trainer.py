@@ -1,0 +1,141 @@
+"""The training loop: interrupted + resumed equals uninterrupted (bitwise), checkpoints,
+the progress bar, evaluation."""
+import io
+
+import h5py
+import numpy as np
+import pytest
+
+from refode.models import ContinuousNet
+from refode.train import SGD, Adam, ProgressBar, Trainer, evaluate, fit, load_checkpoint
+
+EPOCHS, REFINE_AT, BATCH = 4, (1, 3), 5
+
+
+class Interrupted(Exception):
+    pass
+
+
+class FailingSGD(SGD):
+    """SGD that raises (a simulated crash) at its ``fail_at``-th step."""
+
+    def __init__(self, *args, fail_at, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fail_at, self.calls = fail_at, 0
+
+    def step(self, params, grads):
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise Interrupted
+        super().step(params, grads)
+
+
+def _data():
+    rng = np.random.default_rng(7)
+    return rng.standard_normal((12, 1, 6, 6)), rng.integers(0, 3, 12)
+
+
+def _model():
+    return ContinuousNet(in_channels=1, n_classes=3, widths=(2, 3), n_basis=1, n_steps=1,
+                         seed=5)
+
+
+def _trainer(optimizer, checkpoint, **kwargs):
+    return Trainer(_model(), optimizer, epochs=EPOCHS, batch_size=BATCH, refine_at=REFINE_AT,
+                   seed=11, lr_schedule=lambda e: 0.05 / (1 + e), checkpoint=checkpoint,
+                   progress=False, **kwargs)
+
+
+def _arrays(model):
+    return {**{f"p/{k}": v for k, v in model.params.items()},
+            **{f"s/{k}": v for k, v in model.state.items()}}
+
+
+def test_interrupted_and_resumed_run_equals_uninterrupted_bitwise(tmp_path):
+    x, y = _data()
+    whole = _trainer(SGD(0.05, momentum=0.9, weight_decay=1e-3), tmp_path / "a.h5").fit(x, y)
+
+    # crash in the middle of epoch 3 (3 batches per epoch): the last checkpoint is epoch 2's
+    crashing = _trainer(FailingSGD(0.05, momentum=0.9, weight_decay=1e-3, fail_at=8),
+                        tmp_path / "b.h5")
+    with pytest.raises(Interrupted):
+        crashing.fit(x, y)
+    with h5py.File(tmp_path / "b.h5") as f:
+        assert (f.attrs["epoch"], f.attrs["level"]) == (2, 1)
+
+    resumed_trainer = _trainer(SGD(0.05, momentum=0.9, weight_decay=1e-3), tmp_path / "b.h5")
+    resumed = resumed_trainer.fit(x, y, resume=True)
+    assert [h["epoch"] for h in resumed_trainer.history] == [2, 3]
+    assert (resumed.basis.n, resumed.n_steps) == (whole.basis.n, whole.n_steps) == (4, 4)
+    a, b = _arrays(whole), _arrays(resumed)
+    assert a.keys() == b.keys()
+    for name in a:
+        assert np.array_equal(a[name], b[name]), name
+    assert resumed.params["block1.conv1.weight"].shape[0] == 4
+
+
+def test_resume_restores_adam_state_and_rng(tmp_path):
+    x, y = _data()
+    t = _trainer(Adam(0.01, warmup=3), tmp_path / "c.h5")
+    t.epochs = 2
+    t.fit(x, y)
+    opt, rng = Adam(0.01, warmup=3), np.random.default_rng(0)
+    model, epoch, level = load_checkpoint(tmp_path / "c.h5", opt, rng)
+    assert (epoch, level) == (2, 1)
+    assert opt.steps == 6 and opt.moment_steps == 3  # moments reset at the refinement
+    assert rng.bit_generator.state == t.rng.bit_generator.state
+    for name, arr in _arrays(t.model).items():
+        assert np.array_equal(arr, _arrays(model)[name])
+        assert arr.dtype == _arrays(model)[name].dtype
+
+
+def test_training_learns_and_evaluate_counts_correct_predictions():
+    x, y = _data()
+    model = _model()
+    before = model.loss(x, y, train=False)
+    trained = fit(model, SGD(0.1), x, y, epochs=3, batch_size=12, progress=False)
+    assert trained.loss(x, y, train=False) < before
+    acc = evaluate(trained, x, y, batch_size=5)
+    predictions = trained.forward(x, train=False).argmax(axis=1)
+    assert acc == np.mean(predictions == y)
+
+
+def test_progress_bar_prints_epoch_batches_loss_and_accuracy(capsys):
+    x, y = _data()
+    Trainer(_model(), SGD(0.1), epochs=1, batch_size=5, eval_data=(x, y)).fit(x, y)
+    err = capsys.readouterr().err
+    last = err.rstrip("\n").split("\r")[-1]
+    assert last.startswith("epoch 1/1  K=1 N=1  batch 3/3  loss ")
+    assert " acc " in last and last.endswith("s")
+    assert err.endswith("\n")
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_redraws_in_place_on_a_terminal_only():
+    tty, log = FakeTerminal(), io.StringIO()
+    for stream in (tty, log):
+        bar = ProgressBar(2, "e", stream=stream)
+        bar.update(1.0)
+        bar.update(3.0)
+        bar.close()
+    # the last batch always redraws on a terminal; a log file gets the final line only
+    assert tty.getvalue().count("\r") == 2 and "batch 2/2  loss 2.0000" in tty.getvalue()
+    assert log.getvalue().count("\r") == 1 and log.getvalue().count("\n") == 1
+
+
+def test_progress_bar_running_loss_and_disabled_is_silent():
+    out = io.StringIO()
+    bar = ProgressBar(2, "x", stream=out)
+    bar.update(1.0)
+    bar.update(2.0)
+    bar.close(0.5)
+    assert bar.running_loss == 1.5 and "loss 1.5000  acc  50.00%" in out.getvalue()
+    quiet = io.StringIO()
+    silent = ProgressBar(1, stream=quiet, enabled=False)
+    silent.update(1.0)
+    silent.close()
+    assert quiet.getvalue() == ""
