@@ -26,14 +26,8 @@ def _chebyshev_nodes(n):
     return [(Fraction(float(v)), "right") for v in x]
 
 
-@register
-class Legendre(Basis):
-    """Legendre polynomials orthonormal on ``[t0, t1]``: ``phi_k = sqrt((2k+1)/L) P_k(2x-1)``.
-
-    The mass matrix is the identity. Refinement adds one degree (p-refinement).
-    """
-
-    family = "legendre"
+class _GlobalPolynomial(Basis):
+    """One piece, ``n`` polynomials of degrees ``0 .. n-1``; refinement adds a degree."""
 
     def _check_n(self, n):
         pass  # every n >= 1 is valid (degree n - 1)
@@ -45,6 +39,20 @@ class Legendre(Basis):
     def _unit_breakpoints(self):
         return [Fraction(0), Fraction(1)]
 
+    def refine(self):
+        fine = type(self)(self.n + 1, self.interval)
+        return fine, np.eye(self.n + 1, self.n)
+
+
+@register
+class Legendre(_GlobalPolynomial):
+    """Legendre polynomials orthonormal on ``[t0, t1]``: ``phi_k = sqrt((2k+1)/L) P_k(2x-1)``.
+
+    The mass matrix is the identity. Refinement adds one degree (p-refinement).
+    """
+
+    family = "legendre"
+
     def _eval_piece(self, piece, xi):
         s = 2.0 * np.asarray(xi, dtype=np.float64) - 1.0
         vander = npleg.legvander(s, self.n - 1)
@@ -53,10 +61,6 @@ class Legendre(Basis):
 
     def nodes(self):
         return _gauss_nodes(self.n)
-
-    def refine(self):
-        fine = Legendre(self.n + 1, self.interval)
-        return fine, np.eye(self.n + 1, self.n)
 
 
 @register
@@ -90,7 +94,7 @@ class PolyLinear(Basis):
 
 
 @register
-class Chebyshev(Basis):
+class Chebyshev(_GlobalPolynomial):
     """Chebyshev polynomials ``phi_k = T_k(2x - 1)``, ``k = 0..n-1`` (not normalised).
 
     ``x`` is the unit coordinate. Refinement adds one degree (p-refinement).
@@ -98,23 +102,9 @@ class Chebyshev(Basis):
 
     family = "chebyshev"
 
-    def _check_n(self, n):
-        pass  # every n >= 1 is valid (degree n - 1)
-
-    @property
-    def degree(self):
-        return self.n - 1
-
-    def _unit_breakpoints(self):
-        return [Fraction(0), Fraction(1)]
-
     def _eval_piece(self, piece, xi):
         s = 2.0 * np.asarray(xi, dtype=np.float64) - 1.0
         return npcheb.chebvander(s, self.n - 1)
 
     def nodes(self):
         return _chebyshev_nodes(self.n)
-
-    def refine(self):
-        fine = Chebyshev(self.n + 1, self.interval)
-        return fine, np.eye(self.n + 1, self.n)

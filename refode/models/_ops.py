@@ -118,23 +118,6 @@ def avgpool_vjp(g, shape):
     return out
 
 
-def dense(x, w, b):
-    """``x @ w.T + b``, ``x (M, n_in)``, ``w (n_out, n_in)``."""
-    x = _c(x)
-    out = np.empty((x.shape[0], w.shape[0]), dtype=x.dtype)
-    _k("dense")(x, _c(w), _c(b), out)
-    return out
-
-
-def dense_vjp(x, w, g):
-    """``(dx, dw, db)`` of :func:`dense`."""
-    x, w, g = _c(x), _c(w), _c(g)
-    dx, dw = np.empty_like(x), np.empty_like(w)
-    db = np.empty(w.shape[0], dtype=x.dtype)
-    _k("dense.dense_vjp")(x, w, g, dx, dw, db)
-    return dx, dw, db
-
-
 def cross_entropy(logits, targets):
     """Mean cross-entropy (a Python float) and its gradient with respect to ``logits``."""
     logits = _c(logits)

@@ -98,7 +98,7 @@ class ContinuousNet:
                 init_state(self.basis, width, dt))))
             c_in = width
         layers += [("head_bn", BatchNorm(c_in, dt)), ("head_relu", ReLU()),
-                   ("pool", GlobalAvgPool()), ("dense", Dense(c_in, n_classes, rng, dt))]
+                   ("pool", GlobalAvgPool()), ("dense", Dense.uniform(c_in, n_classes, rng, dt))]
         self.net = Sequential(layers)
 
     # ------------------------------------------------------------ arrays

@@ -5,6 +5,7 @@ new ones (never in place), so a caller can keep a snapshot by copying the dict.
 """
 import numpy as np
 
+from .. import kernels
 from ..kernels.workspace import Workspace
 from . import _ops
 from ._layers import Layer, Sequential
@@ -88,23 +89,35 @@ class GlobalAvgPool(Layer):
 
 
 class Dense(Layer):
-    """``x @ weight.T + bias``; ``weight (n_out, n_in)``, ``bias (n_out,)``.
+    """``y = x @ weight.T + bias`` over the last axis of ``x``; ``weight (n_out, n_in)``,
+    ``bias (n_out,)`` as PyTorch's ``Linear``. Used by both model families."""
 
-    Initialised as PyTorch's ``Linear``: uniform in ``+-1/sqrt(n_in)``.
-    """
-
-    def __init__(self, n_in, n_out, rng, dtype):
+    def __init__(self, weight, bias, backend="cpu"):
         super().__init__()
+        self.params = {"weight": weight, "bias": bias}
+        self.backend = backend
+
+    @classmethod
+    def uniform(cls, n_in, n_out, rng, dtype, backend="cpu"):
+        """Initialised as PyTorch's ``Linear``: uniform in ``+-1/sqrt(n_in)`` (weight, then bias)."""
         bound = 1.0 / np.sqrt(n_in)
-        self.params = {"weight": rng.uniform(-bound, bound, (n_out, n_in)).astype(dtype),
-                       "bias": rng.uniform(-bound, bound, n_out).astype(dtype)}
+        return cls(rng.uniform(-bound, bound, (n_out, n_in)).astype(dtype),
+                   rng.uniform(-bound, bound, n_out).astype(dtype), backend)
 
     def forward(self, x, train):
-        return _ops.dense(x, self.params["weight"], self.params["bias"]), x
+        x2 = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
+        out = np.empty((x2.shape[0], self.params["weight"].shape[0]), dtype=x2.dtype)
+        kernels.get("dense", self.backend)(x2, self.params["weight"], self.params["bias"], out)
+        return out.reshape(*x.shape[:-1], -1), (x2, x.shape)
 
     def backward(self, cache, dy):
-        dx, dw, db = _ops.dense_vjp(cache, self.params["weight"], dy)
-        return dx, {"weight": dw, "bias": db}
+        x2, shape = cache
+        g = np.ascontiguousarray(dy).reshape(x2.shape[0], -1)
+        dx = np.empty_like(x2)
+        grads = {k: np.empty_like(v) for k, v in self.params.items()}
+        kernels.get("dense.dense_vjp", self.backend)(x2, self.params["weight"], g, dx,
+                                                     grads["weight"], grads["bias"])
+        return dx.reshape(shape), grads
 
 
 class Composite(Layer):

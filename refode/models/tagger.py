@@ -15,7 +15,8 @@ from ..errors import RefodeError, ShapeError
 from ..integrate.tableau import tableau
 from ..projection import interpolate, project
 from ._layers import Sequential
-from .tagger_layers import Dense, EncoderODEBlock, LayerNorm, TokenEmbedding
+from .layers import Dense
+from .tagger_layers import EncoderODEBlock, LayerNorm, TokenEmbedding
 from .transformer import make_rate
 
 #: target value that does not count in the loss (PyTorch's ``ignore_index``).
@@ -89,16 +90,13 @@ class ContinuousTagger:
             self.basis.n if n_steps is None else n_steps, "n_steps")
         rng = np.random.default_rng(seed)
         d = self.rate.width
-        bound = 1.0 / np.sqrt(d)
         self.network = Sequential([
             ("embed", TokenEmbedding(
                 rng.standard_normal((self.vocab_size, d)).astype(self.dtype), backend)),
             (ODE, EncoderODEBlock(self.rate, self.rate.init(rng, self.basis.n, self.dtype),
                                   self.basis, self.scheme, self.n_steps)),
             ("norm", LayerNorm(np.ones(d, self.dtype), np.zeros(d, self.dtype), backend)),
-            ("head", Dense(rng.uniform(-bound, bound, (self.n_tags, d)).astype(self.dtype),
-                           rng.uniform(-bound, bound, self.n_tags).astype(self.dtype),
-                           backend)),
+            ("head", Dense.uniform(d, self.n_tags, rng, self.dtype, backend)),
         ])
 
     # -------------------------------------------------------------- arrays

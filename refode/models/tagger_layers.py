@@ -4,7 +4,7 @@
   positions ``P`` (not trainable) and **no** scaling of the embedding by ``sqrt(D)``;
 - :class:`EncoderODEBlock`: the ODE-block ``dx/dt = R(theta(t), x)`` of an encoder rate
   (:mod:`refode.models.transformer`) with depth-dependent weights ``(K, ...)``;
-- :class:`LayerNorm` and :class:`Dense` (over the last axis).
+- :class:`LayerNorm` (over the last axis); the head is :class:`refode.models.layers.Dense`.
 
 Every ``forward(x, train)`` returns ``(y, cache)`` and ``backward(cache, dy)`` returns
 ``(dx, grads)``; no layer has ``state``.
@@ -80,30 +80,6 @@ class LayerNorm(Layer):
             x, self.params["gamma"], np.ascontiguousarray(dy), dx, grads["gamma"],
             grads["beta"], LN_EPS)
         return dx, grads
-
-
-class Dense(Layer):
-    """``y = x @ weight.T + bias`` over the last axis; ``weight`` (n_out, n_in)."""
-
-    def __init__(self, weight, bias, backend="cpu"):
-        super().__init__()
-        self.params = {"weight": weight, "bias": bias}
-        self.backend = backend
-
-    def forward(self, x, train):
-        x2 = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
-        out = np.empty((x2.shape[0], self.params["weight"].shape[0]), dtype=x2.dtype)
-        kernels.get("dense", self.backend)(x2, self.params["weight"], self.params["bias"], out)
-        return out.reshape(*x.shape[:-1], -1), (x2, x.shape)
-
-    def backward(self, cache, dy):
-        x2, shape = cache
-        g = np.ascontiguousarray(dy).reshape(x2.shape[0], -1)
-        dx = np.empty_like(x2)
-        grads = {k: np.empty_like(v) for k, v in self.params.items()}
-        kernels.get("dense.dense_vjp", self.backend)(x2, self.params["weight"], g, dx,
-                                                     grads["weight"], grads["bias"])
-        return dx.reshape(shape), grads
 
 
 class EncoderODEBlock(Layer):
