@@ -19,3 +19,9 @@ class TableauError(RefodeError):
 
 class FormatError(RefodeError):
     """A weight or golden file that does not follow refode's HDF5 format."""
+
+
+class RefodeWarning(UserWarning):
+    """A result refode computed as asked but that will not be usable as it stands
+    (e.g. a compressed running variance that is negative at a stage, so evaluation
+    divides by the square root of a negative number)."""

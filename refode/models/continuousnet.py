@@ -154,7 +154,7 @@ class ContinuousNet:
         """Mean cross-entropy; never updates the running statistics."""
         return _ops.cross_entropy(self.forward(x, train, update_state=False), y)[0]
 
-    def loss_and_gradients(self, x, y, *, train=True, update_state=True):
+    def loss_and_gradients(self, x, y, *, train=True, update_state=True, return_logits=False):
         """Mean cross-entropy and its exact gradient for every parameter.
 
         Parameters
@@ -166,11 +166,15 @@ class ContinuousNet:
         update_state : bool
             In training mode, update the running statistics as a training step of
             PyTorch would (default) or leave them unchanged.
+        return_logits : bool
+            Also return the logits the loss was computed from (free: e.g. for a
+            running training accuracy).
 
         Returns
         -------
         loss : float
         grads : dict, the names and shapes of :attr:`params`
+        logits : (N, n_classes) array, only with ``return_logits=True``
         """
         snapshot = None if (update_state or not train) else self._snapshot()
         try:
@@ -180,6 +184,8 @@ class ContinuousNet:
                 self._restore(snapshot)
         loss, dlogits = _ops.cross_entropy(logits, y)
         _, grads = self.net.backward(caches, dlogits)
+        if return_logits:
+            return loss, grads, logits
         return loss, grads
 
     # ------------------------------------------------------------ discretisation

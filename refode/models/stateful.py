@@ -26,20 +26,26 @@ Evaluation
 The backward pass is the discrete adjoint of :func:`refode.integrate.vjp` (exact
 gradient of the computed output).
 """
+import warnings
+
 import numpy as np
 
 from .. import projection
+from ..errors import RefodeWarning
 from ..bases import basis as make_basis
 from ..integrate.adjoint import vjp
 from ..integrate.grid import stage_grid
 from ..integrate.odeint import stage_theta
 from ..integrate.tableau import tableau
 from . import _ops
+from ._ops import EPS
 from ._layers import Layer
 from .conv import STATS, ConvRate, weight_shapes
 from .layers import he_normal
 
 
+#: stages named in the warning about non-positive variances (the rest are counted).
+MAX_LISTED = 3
 #: unit positions where a basis is checked for being a partition of unity.
 UNITY_PROBES = 17
 
@@ -159,11 +165,49 @@ class StatefulODEBlock(Layer):
         """A new block with every coefficient array moved onto ``basis`` by ``method``.
 
         ``method`` is ``"projection"`` (exact L2 projection) or ``"interpolation"``.
+        Warns (:class:`~refode.errors.RefodeWarning`) when a moved running variance
+        is not positive at a stage of the new grid (see :meth:`nonpositive_variances`).
         """
         change = {"projection": projection.project, "interpolation": projection.interpolate}
         move = change[method]
-        return StatefulODEBlock(
+        block = StatefulODEBlock(
             basis, scheme, n_steps,
             {k: move(v, self.basis, basis) for k, v in self.params.items()},
             {k: move(v, self.basis, basis) for k, v in self.state.items()},
             self.checkpoint, self.slots)
+        bad = block.nonpositive_variances()
+        if bad:
+            listed = ", ".join(f"{name} at t = {float(t):.4g} ({count} channels)"
+                               for name, t, count in bad[:MAX_LISTED])
+            warnings.warn(
+                f"the {method} onto {basis.family} with K = {basis.n} makes a running "
+                f"variance <= -eps at {len(bad)} stage(s): {listed}; evaluation of this "
+                "model gives NaN there. Keep more basis functions, use a basis that "
+                "preserves positivity (piecewise_constant, fem_linear with interpolation), "
+                "or re-estimate the statistics on data", RefodeWarning, stacklevel=3)
+        return block
+
+    def nonpositive_variances(self):
+        """Stages where a running variance ``var(t) + eps`` is not positive.
+
+        Projection onto (and interpolation by) polynomials or hat functions need not
+        keep a positive function positive; evaluation normalises with
+        ``1 / sqrt(var(t) + eps)`` and gives NaN there.
+
+        Returns
+        -------
+        list of ``(name, position, channels)``
+            ``name`` of the variance array, the exact stage ``position`` (Fraction)
+            and the number of channels that fail; empty when all are positive.
+        """
+        grid = self._grid()
+        out = []
+        for row, supports in zip(grid.positions, grid.supports):
+            for position, support in zip(row, supports):
+                values = stage_theta(self.state, support)
+                for name in STATS:
+                    if name.endswith("var"):
+                        count = int(np.count_nonzero(~(values[name] + EPS > 0)))
+                        if count:
+                            out.append((name, position, count))
+        return out

@@ -154,7 +154,7 @@ class ContinuousTagger:
             logits, self._targets(y, ids), loss, IGNORE_INDEX)
         return float(loss)
 
-    def loss_and_gradients(self, x, y):
+    def loss_and_gradients(self, x, y, *, return_logits=False):
         """Mean token cross-entropy over non-padded positions and its exact gradients.
 
         Parameters
@@ -162,12 +162,16 @@ class ContinuousTagger:
         x : (B, L) int64 token ids
         y : (B, L) int64 tags in ``[0, n_tags)``, ``-100`` at padding (and wherever a
             token should not count)
+        return_logits : bool
+            Also return the logits the loss was computed from (free: e.g. for a
+            running training accuracy).
 
         Returns
         -------
         loss : float
         grads : dict, the names and shapes of :attr:`params`
             Exact (discrete-adjoint) gradients of the computed loss.
+        logits : (B, L, n_tags) array, only with ``return_logits=True``
         """
         ids, logits, caches = self._run(x, True)
         targets = self._targets(y, ids)
@@ -178,6 +182,8 @@ class ContinuousTagger:
         kernels.get("cross_entropy.cross_entropy_vjp", self.backend)(
             logits, targets, 1.0, dlogits, IGNORE_INDEX)
         _, grads = self.network.backward(caches, dlogits)
+        if return_logits:
+            return float(loss), grads, logits
         return float(loss), grads
 
     def _targets(self, y, ids):

@@ -45,7 +45,7 @@ def save_checkpoint(path, model, optimizer, rng, *, epoch, level):
     Parameters
     ----------
     path : str or PathLike
-    model : ContinuousNet
+    model : ContinuousNet or ContinuousTagger
     optimizer : SGD or Adam
     rng : numpy.random.Generator
         The run's shuffling generator (its exact bit-generator state is stored).
@@ -76,7 +76,7 @@ def load_checkpoint(path, optimizer, rng):
 
     Returns
     -------
-    model : ContinuousNet
+    model : ContinuousNet or ContinuousTagger
         The checkpoint's model (arrays bitwise equal to the saved ones).
     epoch, level : int
     """

@@ -1,16 +1,43 @@
 """Multilevel refinement: double ``K`` and ``N`` of every ODE-block exactly.
 
-The structure comes from :meth:`ContinuousNet.rediscretize`; the coefficients
-(weights and running statistics) are then set with :func:`refode.refine`, whose
-matrices hold the exact split weights (piecewise constant: each piece copied into
-its two halves; FEM: nodes kept, midpoints ``0.5 * (left + right)``). So
-``theta(t)`` is unchanged: for piecewise constant bitwise (copies), for FEM exactly
-in exact arithmetic (the midpoint values are rounded once). L2 projection onto the
-refined space gives the same piecewise-constant coefficients but FEM ones off by
-an ulp, hence the explicit refinement.
+Works for both model families: the ContinuousNet's stateful ODE-blocks (weights and
+running statistics) and the tagger's encoder ODE-block (weights ``"ode.*"``).
+The structure comes from the model's ``rediscretize``; the coefficients are then
+set with :func:`refode.refine`, whose matrices hold the exact split weights
+(piecewise constant: each piece copied into its two halves; FEM: nodes kept,
+midpoints ``0.5 * (left + right)``). So ``theta(t)`` is unchanged: for piecewise
+constant bitwise (copies), for FEM exactly in exact arithmetic (the midpoint values
+are rounded once). L2 projection onto the refined space gives the same
+piecewise-constant coefficients but FEM ones off by an ulp, hence the explicit
+refinement.
 """
-from ..projection import refine
+from ..errors import RefodeError
+from ..models import ContinuousNet, ContinuousTagger
 from ..models.stateful import StatefulODEBlock
+from ..models.tagger import ODE
+from ..projection import refine
+
+
+def ode_blocks(model):
+    """``{layer name: layer}`` of the ODE-blocks of ``model`` (the layers refinement moves).
+
+    Parameters
+    ----------
+    model : ContinuousNet or ContinuousTagger
+
+    Returns
+    -------
+    dict
+        ContinuousNet: its :class:`~refode.models.stateful.StatefulODEBlock` layers;
+        ContinuousTagger: ``{"ode": EncoderODEBlock}``.
+    """
+    if isinstance(model, ContinuousNet):
+        return {name: layer for name, layer in model.net.layers.items()
+                if isinstance(layer, StatefulODEBlock)}
+    if isinstance(model, ContinuousTagger):
+        return {ODE: model.network.layers[ODE]}
+    raise RefodeError(f"`model` must be a ContinuousNet or ContinuousTagger, got "
+                      f"{type(model).__name__}")
 
 
 def refine_model(model, *, steps_factor=2):
@@ -18,7 +45,7 @@ def refine_model(model, *, steps_factor=2):
 
     Parameters
     ----------
-    model : ContinuousNet
+    model : ContinuousNet or ContinuousTagger
         Not modified.
     steps_factor : int
         ``N`` of the new model is ``steps_factor * N`` (2: the paper's doubling;
@@ -26,15 +53,16 @@ def refine_model(model, *, steps_factor=2):
 
     Returns
     -------
-    ContinuousNet
+    ContinuousNet or ContinuousTagger
         ``K -> 2K`` (piecewise constant), ``K -> 2K - 1`` (FEM), ... see
         :meth:`refode.Basis.refine`.
     """
+    blocks = ode_blocks(model)
     fine, _ = model.basis.refine()
     new = model.rediscretize(n_basis=fine.n, n_steps=steps_factor * model.n_steps)
-    for name, layer in model.net.layers.items():
-        if isinstance(layer, StatefulODEBlock):
-            target = new.net.layers[name]
-            target.params = {k: refine(v, layer.basis)[1] for k, v in layer.params.items()}
-            target.state = {k: refine(v, layer.basis)[1] for k, v in layer.state.items()}
+    targets = ode_blocks(new)
+    for name, layer in blocks.items():
+        target = targets[name]
+        target.params = {k: refine(v, layer.basis)[1] for k, v in layer.params.items()}
+        target.state = {k: refine(v, layer.basis)[1] for k, v in layer.state.items()}
     return new

@@ -81,6 +81,17 @@ def test_training_step_updates_state_and_eval_does_not():
     assert sorted(changed) == sorted(before)
 
 
+def test_return_logits_gives_the_logits_of_the_loss():
+    model, twin = tiny(n_basis=2, n_steps=2), tiny(n_basis=2, n_steps=2)
+    x, y = batch(4)
+    loss, grads = model.loss_and_gradients(x, y)
+    loss2, grads2, logits = twin.loss_and_gradients(x, y, return_logits=True)
+    assert loss2 == loss and all(np.array_equal(grads2[k], g) for k, g in grads.items())
+    assert all(np.array_equal(twin.state[k], s) for k, s in model.state.items())
+    np.testing.assert_array_equal(logits, tiny(n_basis=2, n_steps=2).forward(x, train=True))
+    assert logits.shape == (len(y), 5)
+
+
 def test_bitwise_identical_with_one_and_two_threads():
     model = tiny(basis="fem_linear", n_basis=3, scheme="rk4", n_steps=2, seed=5)
     x, y = batch(3)

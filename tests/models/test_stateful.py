@@ -1,4 +1,6 @@
 """The stateful ODE-block: running statistics as basis expansions in depth."""
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -184,3 +186,38 @@ def test_conv_rate_saving_is_bitwise_plain(train, checkpoint, slots):
     assert g.keys() == g_ref.keys()
     for name in g_ref:
         np.testing.assert_array_equal(g[name], g_ref[name])
+
+
+def _decaying_variance_block():
+    """pc K = 4 whose bn1 variance falls 1 -> 0.01 over depth (positive everywhere)."""
+    block = _block("piecewise_constant", 4, "euler", 4, random_state=False)
+    var = np.array([1.0, 0.4, 0.05, 0.01])[:, None] * np.ones(CHANNELS)
+    block.state["bn1.var"] = var
+    return block
+
+
+def test_projection_to_a_line_can_make_the_variance_negative_and_warns():
+    block = _decaying_variance_block()
+    assert block.nonpositive_variances() == []
+    with pytest.warns(refode.errors.RefodeWarning, match=r"bn1\.var at t = 1 \(3 channels\)"):
+        line = block.rebased(refode.basis("legendre", 2), "rk4", 1, "projection")
+    # the projection of the steps onto lines is 0.365 - 0.6225 (2t - 1): negative only
+    # past t = 0.79, so only RK4's last stage (t = 1) sees it; Euler's stages do not
+    assert block.rebased(refode.basis("legendre", 2), "euler", 4,
+                         "projection").nonpositive_variances() == []
+    assert line.nonpositive_variances() == [("bn1.var", 1, CHANNELS)]
+    out, _ = line.forward(_images(), train=False)
+    assert np.isnan(out).any()
+
+
+def test_positivity_preserving_changes_do_not_warn():
+    block = _decaying_variance_block()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", refode.errors.RefodeWarning)
+        for family, k, method in (("piecewise_constant", 2, "projection"),
+                                  ("fem_linear", 2, "interpolation"),
+                                  ("piecewise_constant", 1, "interpolation")):
+            moved = block.rebased(refode.basis(family, k), "rk4", 3, method)
+            assert moved.nonpositive_variances() == []
+            out, _ = moved.forward(_images(), train=False)
+            assert np.isfinite(out).all()

@@ -72,6 +72,16 @@ def test_padding_does_not_change_real_positions():
         np.testing.assert_allclose(grads2[name], g, rtol=1e-11, atol=1e-13, err_msg=name)
 
 
+def test_return_logits_gives_the_logits_of_the_loss_and_changes_nothing_else():
+    model = tagger()
+    ids, targets = batch()
+    loss, grads = model.loss_and_gradients(ids, targets)
+    loss2, grads2, logits = model.loss_and_gradients(ids, targets, return_logits=True)
+    assert loss2 == loss and grads2.keys() == grads.keys()
+    assert all(np.array_equal(grads2[k], g) for k, g in grads.items())
+    np.testing.assert_array_equal(logits, model.forward(ids, train=True))
+
+
 @pytest.mark.parametrize("scheme", ["euler", "rk4"])
 @pytest.mark.parametrize("method", ["projection", "interpolation"])
 def test_piecewise_constant_refinement_is_bitwise(scheme, method):
