@@ -41,19 +41,22 @@ import argparse
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import time
 import warnings
 
 import numpy as np
 
-from refode import _io, save
-from refode.errors import RefodeWarning
-from refode.demo import single_threaded_blas
-from refode.io.data import IMAGE_RANK, LABEL_RANK, PIXEL_MAX, read_idx
-from refode.models import ContinuousNet
-from refode.train import SGD, Trainer, evaluate
+if __package__ in (None, ""):  # run as a script: make the package `validation` importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from refode import _io, save  # noqa: E402
+from refode.errors import RefodeWarning  # noqa: E402
+from refode.demo import single_threaded_blas  # noqa: E402
+from refode.io.data import IMAGE_RANK, LABEL_RANK, PIXEL_MAX, read_idx  # noqa: E402
+from refode.models import ContinuousNet  # noqa: E402
+from refode.train import SGD, Trainer, evaluate  # noqa: E402
+from validation.provenance import git_revision  # noqa: E402
 
 #: file names of the MNIST test set inside ``--data`` (a plain copy without .gz works too).
 IMAGES, LABELS = "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"
@@ -237,15 +240,6 @@ def format_tables(rows, history):
     return "\n".join(out) + "\n"
 
 
-def _revision():
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              cwd=os.path.dirname(os.path.abspath(__file__)),
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def main(argv=None):
     """Run the experiment; returns the report dict (also written to OUT/report.json)."""
     args = parse_args(argv)
@@ -260,9 +254,10 @@ def main(argv=None):
         save(model, os.path.join(args.out, "model.h5"))
         rows = evaluate_tables(args, model, x_test, y_test, log)
     tables = format_tables(rows, history)
+    commit, dirty = git_revision()
     report = {"command": "python validation/mnist.py " + " ".join(
                   sys.argv[1:] if argv is None else argv),
-              "seed": args.seed, "revision": _revision(), "data_md5": checksums,
+              "seed": args.seed, "revision": commit, "refode_dirty": dirty, "data_md5": checksums,
               "n_train": len(y), "n_test": len(y_test), "image_side": x.shape[-1],
               "widths": list(args.widths), "epochs_per_level": list(args.epochs_per_level),
               "train_seconds": train_seconds, "total_seconds": time.perf_counter() - start,

@@ -61,11 +61,9 @@ Writes ``OUT/report.json`` (rows, training history, command, seed, refode revisi
 the progress on standard error.
 """
 import argparse
-import contextlib
 import json
 import os
 import shlex
-import subprocess
 import sys
 import time
 
@@ -78,7 +76,9 @@ import refode  # noqa: E402
 from refode import _io  # noqa: E402
 from refode.io import UPOS_TAGS  # noqa: E402
 from refode.models import ContinuousTagger  # noqa: E402
+from refode.demo import single_threaded_blas  # noqa: E402
 from refode.train import Adam, Trainer, evaluate, length_batches, trim_padding  # noqa: E402
+from validation.provenance import git_revision  # noqa: E402
 from validation.tagging_data import PAD_ID, WORD_DROPOUT, WordDropout, load  # noqa: E402
 
 # ------------------------------------------------------------------ settings
@@ -237,36 +237,6 @@ def tables_text(report):
 
 
 # ------------------------------------------------------------------ the run
-@contextlib.contextmanager
-def single_threaded_blas():
-    """Run OpenBLAS on one thread (threadpoolctl, if installed); Numba keeps its threads.
-
-    The tagger's GEMMs are small (about 512 tokens x 128); measured on a 2-core
-    machine shared with another job, a threaded OpenBLAS made a training step 20 to 40
-    times slower (0.24 s vs 8.8 s per batch at K = 8) by waking and spinning threads.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
-
-
-def git_revision():
-    """``(commit, dirty)`` of the refode checkout, or ``(None, None)`` outside git."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(refode.__file__)))
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, check=True,
-                                capture_output=True, text=True).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                                cwd=root, check=True, capture_output=True, text=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return None, None
-    return commit, bool(status.strip())
-
-
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="validation/tagging.py", description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True, help="folder with *-ud-{train,dev,test}.conllu[.xz]")
