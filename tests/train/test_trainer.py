@@ -15,35 +15,29 @@ EPOCHS, REFINE_AT, BATCH = 4, (1, 3), 5
 
 
 class Interrupted(Exception):
-    pass
+    """A simulated crash in the middle of an epoch."""
 
 
-class FailingSGD(SGD):
-    """SGD that raises (a simulated crash) at its ``fail_at``-th step."""
+def _failing(optimizer_class):
+    """A subclass of ``optimizer_class`` that raises :class:`Interrupted` at its
+    ``fail_at``-th step (the earlier steps are the optimizer's own)."""
 
-    def __init__(self, *args, fail_at, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fail_at, self.calls = fail_at, 0
+    class Failing(optimizer_class):
+        def __init__(self, *args, fail_at, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.fail_at, self.calls = fail_at, 0
 
-    def step(self, params, grads):
-        self.calls += 1
-        if self.calls == self.fail_at:
-            raise Interrupted
-        super().step(params, grads)
+        def step(self, params, grads):
+            self.calls += 1
+            if self.calls == self.fail_at:
+                raise Interrupted
+            super().step(params, grads)
+
+    Failing.__name__ = f"Failing{optimizer_class.__name__}"
+    return Failing
 
 
-class FailingAdam(Adam):
-    """Adam that raises (a simulated crash) at its ``fail_at``-th step."""
-
-    def __init__(self, *args, fail_at, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fail_at, self.calls = fail_at, 0
-
-    def step(self, params, grads):
-        self.calls += 1
-        if self.calls == self.fail_at:
-            raise Interrupted
-        super().step(params, grads)
+FailingSGD, FailingAdam = _failing(SGD), _failing(Adam)
 
 
 def _data():
