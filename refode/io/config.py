@@ -14,22 +14,28 @@ from ..integrate.tableau import tableau
 from ..models.transformer import RATES
 from . import layout
 from ._h5 import fail
-from .weights import MAX_N_BASIS, MAX_N_STEPS, MAX_SCALARS, MAX_STAGES
+from .weights import FORMAT_VERSION, MAX_N_BASIS, MAX_N_STEPS, MAX_SCALARS, MAX_STAGES
 
 
 def _typed(cfg, key, kind, path):
     value = cfg[key]
-    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    accepted = (int, float) if kind is float else kind
+    ok = isinstance(value, accepted) and not (kind in (int, float) and isinstance(value, bool))
     if not ok:
-        fail(path, f"`{key}` must be a JSON {kind.__name__}, got {value!r:.60}",
-             "fix the configuration")
+        fail(path, f"`{key}` must be a JSON {'number' if kind is float else kind.__name__}, "
+             f"got {value!r:.60}", "fix the configuration")
+    if kind is float and not np.isfinite(value):
+        fail(path, f"`{key}` must be finite, got {value!r:.60}", "fix the configuration")
     if kind is int and key != "padding_id" and value < 1:
         fail(path, f"`{key}` must be >= 1, got {value}", "fix the configuration")
     return value
 
 
-def _check_keys(family, cfg, path):
-    expected = layout.CONFIG_KEYS[family]
+def _check_keys(family, cfg, path, version):
+    expected = dict(layout.CONFIG_KEYS[family])
+    if version == 1:   # version-1 files predate the architecture options
+        for key in layout.VERSION_1_DEFAULTS[family]:
+            expected.pop(key)
     missing = sorted(set(expected) - set(cfg))
     extra = sorted(set(cfg) - set(expected))
     if missing:
@@ -39,6 +45,19 @@ def _check_keys(family, cfg, path):
              "remove them (docs/format.md lists the keys)")
     for key, kind in expected.items():
         _typed(cfg, key, kind, path)
+
+
+def _check_options(family, cfg, path):
+    """The architecture options of format version 2 (names and ranges)."""
+    from ..models.continuousnet import HEAD_ACTIVATIONS
+    from ..models.layers import PADDINGS
+
+    if family == layout.CONTINUOUS_NET:
+        for key, allowed in (("head_activation", HEAD_ACTIVATIONS), ("padding", PADDINGS)):
+            if cfg[key] not in allowed:
+                fail(path, f"unknown `{key}` {cfg[key]!r:.40}", f"use one of {', '.join(allowed)}")
+    elif not cfg["ln_eps"] > 0:
+        fail(path, f"`ln_eps` must be > 0, got {cfg['ln_eps']!r:.40}", "fix the configuration")
 
 
 def _check_lists(family, cfg, path):
@@ -85,8 +104,12 @@ def _check_discretization(cfg, path):
         fail(path, " ".join(str(exc).split()), "fix basis/n_basis/scheme in the configuration")
 
 
-def check_config(family, text, where):
-    """Parse and validate the JSON configuration; returns the dict."""
+def check_config(family, text, where, version=FORMAT_VERSION):
+    """Parse and validate the JSON configuration of format ``version``; returns the dict.
+
+    A version-1 configuration is returned with the architecture options it means
+    (:data:`refode.io.layout.VERSION_1_DEFAULTS`) filled in.
+    """
     path = f"{where or '/'}@config"
     try:
         cfg = json.loads(text)
@@ -94,7 +117,10 @@ def check_config(family, text, where):
         fail(path, f"is not valid JSON ({exc})", "write the configuration with json.dumps")
     if not isinstance(cfg, dict):
         fail(path, f"must be a JSON object, got {type(cfg).__name__}", "write a JSON object")
-    _check_keys(family, cfg, path)
+    _check_keys(family, cfg, path, version)
+    if version == 1:
+        cfg.update(layout.VERSION_1_DEFAULTS[family])
+    _check_options(family, cfg, path)
     _check_lists(family, cfg, path)
     _check_sizes(family, cfg, path)
     _check_discretization(cfg, path)

@@ -18,7 +18,7 @@ from . import layout
 from ._h5 import fail, group, int_attr, reading, str_attr
 from .read import GOLDEN_FORMAT, open_h5, read_model, verified
 from .reference import INPUT_GRADIENT, MODES, compute
-from .weights import FORMAT_VERSION, text, write_array, write_model
+from .weights import FORMAT_VERSION, READ_VERSIONS, text, write_array, write_model
 
 #: default tolerances per dtype: ``|candidate - golden| <= atol + rtol * |golden|``.
 TOLERANCES = {"float64": (1e-9, 1e-13), "float32": (1e-4, 1e-6)}
@@ -107,8 +107,9 @@ def read_golden(fh):
     if fmt != GOLDEN_FORMAT:
         fail("/@format", f"is {fmt!r:.60}, not {GOLDEN_FORMAT!r}",
              "pass a golden file written by `refode golden`")
-    if int_attr(fh, "format_version", "") != FORMAT_VERSION:
-        fail("/@format_version", "unknown version", f"this refode reads {FORMAT_VERSION}")
+    if int_attr(fh, "format_version", "") not in READ_VERSIONS:
+        fail("/@format_version", "unknown version",
+             f"this refode reads versions {', '.join(map(str, READ_VERSIONS))}")
     tol = {}
     for key in ("rtol", "atol"):
         with reading(f"/@{key}"):

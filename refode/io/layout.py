@@ -15,13 +15,22 @@ from ..models.tagger import ODE
 CONTINUOUS_NET, TAGGER = "ContinuousNet", "ContinuousTagger"
 MODELS = (CONTINUOUS_NET, TAGGER)
 
-#: configuration keys of each family and the Python type each value must have.
+#: configuration keys of each family (format version 2) and the Python type of each
+#: value (``float`` also admits a JSON integer).
 CONFIG_KEYS = {
     CONTINUOUS_NET: {"in_channels": int, "n_classes": int, "widths": list, "basis": str,
-                     "n_basis": int, "scheme": str, "n_steps": int},
+                     "n_basis": int, "scheme": str, "n_steps": int, "head_activation": str,
+                     "padding": str, "rate_scale": float, "stitch_scale": float},
     TAGGER: {"vocab_size": int, "n_tags": int, "width": int, "heads": int, "ffn": int,
              "basis": str, "n_basis": int, "interval": list, "scheme": str, "n_steps": int,
-             "padding_id": int, "rate": str, "attention_bias": bool},
+             "padding_id": int, "rate": str, "attention_bias": bool, "ln_eps": float},
+}
+#: the architecture options added in format version 2, with the values that every
+#: version-1 file means (its configuration lacks these keys).
+VERSION_1_DEFAULTS = {
+    CONTINUOUS_NET: {"head_activation": "relu", "padding": "symmetric", "rate_scale": 1.0,
+                     "stitch_scale": 1.0},
+    TAGGER: {"ln_eps": 1e-5},
 }
 
 #: the depth interval of every ContinuousNet ODE-block.
@@ -60,7 +69,9 @@ def config_of(model):
             "n_classes": int(shapes["dense.weight"].shape[0]),
             "widths": [int(b.params["conv1.weight"].shape[1]) for b in blocks],
             "basis": model.basis.family, "n_basis": int(model.basis.n),
-            "scheme": str(model.scheme), "n_steps": int(model.n_steps)}
+            "scheme": str(model.scheme), "n_steps": int(model.n_steps),
+            "head_activation": str(model.head_activation), "padding": str(model.padding),
+            "rate_scale": float(model.rate_scale), "stitch_scale": float(model.stitch_scale)}
     if isinstance(model, ContinuousTagger):
         rate = model.rate
         return TAGGER, {
@@ -69,7 +80,7 @@ def config_of(model):
             "n_basis": int(model.basis.n), "interval": [float(v) for v in model.basis.interval],
             "scheme": str(model.scheme), "n_steps": int(model.n_steps),
             "padding_id": int(model.padding_id), "rate": str(model.rate_kind),
-            "attention_bias": bool(rate.attention_bias)}
+            "attention_bias": bool(rate.attention_bias), "ln_eps": float(model.ln_eps)}
     raise RefodeError(
         f"`model` must be a ContinuousNet or ContinuousTagger, got {type(model).__name__}")
 

@@ -17,7 +17,7 @@ from ..errors import FormatError
 from . import layout
 from ._h5 import READ_ERRORS, attr, fail, group, int_attr, join, reading, str_attr
 from .config import check_config
-from .weights import (BLOCKS, CHECKSUM, FORMAT_NAME, FORMAT_VERSION, PARAMS, STATE, digest)
+from .weights import (BLOCKS, CHECKSUM, FORMAT_NAME, PARAMS, READ_VERSIONS, STATE, digest)
 
 #: dtypes a file may declare.
 DTYPES = ("float32", "float64")
@@ -34,9 +34,10 @@ def read_header(obj, where):
         fail(f"{where or '/'}@format", f"is {name!r:.60}, not {FORMAT_NAME!r}",
              "this is not a refode weight file: export it with refode.save")
     version = int_attr(obj, "format_version", where)
-    if version != FORMAT_VERSION:
-        fail(f"{where or '/'}@format_version", f"is {version}, this refode reads version "
-             f"{FORMAT_VERSION}", "upgrade refode or re-export the file in version 1")
+    if version not in READ_VERSIONS:
+        fail(f"{where or '/'}@format_version", f"is {version}, this refode reads versions "
+             f"{', '.join(map(str, READ_VERSIONS))}",
+             f"upgrade refode or re-export the file in version {READ_VERSIONS[-1]}")
     str_attr(obj, "refode_version", where)
     dtype = str_attr(obj, "dtype", where)
     if dtype not in DTYPES:
@@ -45,7 +46,8 @@ def read_header(obj, where):
     if family not in layout.MODELS:
         fail(f"{where or '/'}@model", f"unknown model {family!r:.60}",
              f"use one of {', '.join(layout.MODELS)}")
-    return family, check_config(family, str_attr(obj, "config", where), where), dtype
+    cfg = check_config(family, str_attr(obj, "config", where), where, version)
+    return family, cfg, dtype
 
 def _shape_problem(name, got, want, blocks, n_basis):
     if layout.block_of(name, blocks) and len(got) == len(want) and got[1:] == want[1:]:

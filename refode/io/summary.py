@@ -6,7 +6,7 @@ import numpy as np
 from ..projection import mass
 from . import layout
 from .golden import MODEL, read_golden
-from ._h5 import str_attr
+from ._h5 import int_attr, str_attr
 from .read import GOLDEN_FORMAT, open_h5, read_header, read_model
 
 
@@ -36,7 +36,8 @@ def describe(path):
         lines = []
         if kind == GOLDEN_FORMAT:
             tol, model, arrays = read_golden(fh)
-            attrs = {k: fh.attrs[k] for k in ("mode", "scheme", "n_steps")}
+            attrs = {k: str_attr(fh, k, "") for k in ("mode", "scheme")}
+            attrs["n_steps"] = int_attr(fh, "n_steps", "")
             lines.append(f"golden file: mode {attrs['mode']}, scheme {attrs['scheme']}, "
                          f"N {attrs['n_steps']}, rtol {tol['rtol']:g}, atol {tol['atol']:g}, "
                          f"{len(arrays)} compared arrays")
@@ -46,13 +47,21 @@ def describe(path):
             model = read_model(fh)
         family, cfg, dtype = read_header(group, where)
         version = str_attr(group, "refode_version", where)
-    return lines + _model_lines(model, family, cfg, dtype, version)
+        fmt = int_attr(group, "format_version", where)
+    return lines + _model_lines(model, family, cfg, dtype, f"{version}, format version {fmt}")
+
+
+#: the architecture options :func:`describe` lists (format version 2; filled in for 1).
+OPTIONS = {layout.CONTINUOUS_NET: ("head_activation", "padding", "rate_scale", "stitch_scale"),
+           layout.TAGGER: ("rate", "attention_bias", "ln_eps", "padding_id")}
 
 
 def _model_lines(model, family, cfg, dtype, version):
     total, dep = counts(model)
     k = cfg["n_basis"]
+    options = "  ".join(f"{key} {cfg[key]!s}" for key in OPTIONS[family])
     lines = [f"model: {family}  dtype: {dtype}  written by refode {version}",
+             f"architecture: {options}",
              f"config: {json.dumps(cfg, sort_keys=True)}",
              f"parameters: {total:,} = {total - dep:,} depth-independent + "
              f"{dep:,} depth-dependent ({dep // k:,} per basis function x K = {k})",

@@ -14,8 +14,11 @@ from . import layout
 
 #: value of the ``format`` attribute of a weight file (and of a golden file's ``/model``).
 FORMAT_NAME = "refode-weights"
-#: the version of the layout this refode writes and reads.
-FORMAT_VERSION = 1
+#: the version of the layout this refode writes.
+FORMAT_VERSION = 2
+#: every version this refode reads (version 1: before the architecture options; its
+#: files mean :data:`refode.io.layout.VERSION_1_DEFAULTS`).
+READ_VERSIONS = (1, 2)
 #: dataset attribute holding :func:`digest` (optional for other writers).
 CHECKSUM = "sha256"
 #: group names of the layout.

@@ -28,9 +28,45 @@ def _c(a):
     return np.ascontiguousarray(a)
 
 
+def same_padding(size, k, stride):
+    """Flax/TensorFlow ``'SAME'`` zero padding ``(before, after)`` of one axis.
+
+    ``total = max((ceil(size / stride) - 1) * stride + k - size, 0)``, ``before =
+    total // 2``, ``after = total - before``: ``(1, 1)`` for a 3x3 stride-1 conv,
+    ``(0, 1)`` for a 3x3 stride-2 conv on an even size, ``(0, 0)`` for 1x1 convs.
+    """
+    total = max((-(-size // stride) - 1) * stride + k - size, 0)
+    return total // 2, total - total // 2
+
+
+def pads(shape, k, stride, padding):
+    """Zero padding ``((top, bottom), (left, right))`` of a ``k x k`` conv on ``shape``.
+
+    ``padding`` is ``"symmetric"`` (``k // 2`` on every side, PyTorch's ``padding=k//2``)
+    or ``"same"`` (:func:`same_padding` per axis).
+    """
+    if padding == "symmetric":
+        return (k // 2, k // 2), (k // 2, k // 2)
+    return same_padding(shape[2], k, stride), same_padding(shape[3], k, stride)
+
+
+def _pad_input(x, pad):
+    """``(x, scalar pad)`` for the kernels: asymmetric padding is applied here, explicitly."""
+    if isinstance(pad, int):
+        return x, pad
+    (top, bottom), (left, right) = pad
+    if top == bottom == left == right:
+        return x, top
+    return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right))), 0
+
+
 def conv(x, w, stride, pad, workspace):
-    """``(N, C, H, W) * (O, C, k, k) -> (N, O, Ho, Wo)`` (cross-correlation, zero padding)."""
-    x, w = _c(x), _c(w)
+    """``(N, C, H, W) * (O, C, k, k) -> (N, O, Ho, Wo)`` (cross-correlation, zero padding).
+
+    ``pad`` is an int (on every side) or ``((top, bottom), (left, right))``.
+    """
+    x, pad = _pad_input(_c(x), pad)
+    w = _c(w)
     k = w.shape[2]
     ho = (x.shape[2] + 2 * pad - k) // stride + 1
     wo = (x.shape[3] + 2 * pad - k) // stride + 1
@@ -41,9 +77,14 @@ def conv(x, w, stride, pad, workspace):
 
 def conv_vjp(x, w, g, stride, pad, workspace):
     """``(dx, dw)`` of :func:`conv` for the output cotangent ``g``."""
-    x, w, g = _c(x), _c(w), _c(g)
+    shape = x.shape
+    x, scalar = _pad_input(_c(x), pad)
+    w, g = _c(w), _c(g)
     dx, dw = np.empty_like(x), np.empty_like(w)
-    _k("conv2d.conv2d_vjp")(x, w, g, stride, pad, dx, dw, workspace=workspace)
+    _k("conv2d.conv2d_vjp")(x, w, g, stride, scalar, dx, dw, workspace=workspace)
+    if dx.shape != shape:   # explicitly padded: the cotangent of the unpadded input
+        (top, _), (left, _) = pad
+        dx = np.ascontiguousarray(dx[:, :, top:top + shape[2], left:left + shape[3]])
     return dx, dw
 
 

@@ -4,7 +4,12 @@
 
     stem   conv3x3 (in -> widths[0], no bias) -> BN -> ReLU
     stage  Stitch(stride 1, 2, 2, ...) -> StatefulODEBlock   (one per width)
-    head   BN -> ReLU -> global average pool -> dense(n_classes, with bias)
+    head   BN -> [ReLU] -> global average pool -> dense(n_classes, with bias)
+
+The head has no activation by default, as in the paper's code (``head_activation=
+"relu"`` adds the ReLU that format-version-1 files have). ``padding="same"`` pads as
+Flax's ``'SAME'`` (the original code), ``rate_scale`` and ``stitch_scale`` are the
+original's ``epsilon`` and ``stitch_epsilon``.
 
 Array names are ``"<layer>.<array>"``: ``stem_conv.weight``, ``stitch1.branch.bn1.gamma``,
 ``stitch2.shortcut.conv.weight``, ``block1.conv1.weight`` (``(K, C, C, 3, 3)``),
@@ -21,13 +26,28 @@ from ..bases import basis as make_basis
 from ..errors import RefodeError
 from . import _ops
 from ._layers import Sequential
-from .layers import BatchNorm, Composite, Conv, Dense, GlobalAvgPool, ReLU, Stitch, he_normal
+from .layers import (PADDINGS, SYMMETRIC, BatchNorm, Composite, Conv, Dense, GlobalAvgPool,
+                     ReLU, Stitch, he_normal)
 from .stateful import StatefulODEBlock, init_params, init_state
 
 #: strides of the stitch units: the first keeps the resolution, the others halve it.
 FIRST_STRIDE, LATER_STRIDE = 1, 2
 #: change-of-basis methods of :meth:`ContinuousNet.rediscretize`.
 METHODS = ("projection", "interpolation")
+#: activations between the head batch norm and the pool: none (the paper's code) or ReLU.
+NO_ACTIVATION, RELU = "none", "relu"
+HEAD_ACTIVATIONS = (NO_ACTIVATION, RELU)
+
+
+def _scale(value, name):
+    """A finite float (a residual scale), or a RefodeError naming ``name``."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise RefodeError(f"`{name}` must be a real number, got {value!r:.40}") from None
+    if isinstance(value, (bool, complex)) or not np.isfinite(out):
+        raise RefodeError(f"`{name}` must be a finite real number, got {value!r:.40}")
+    return out
 
 
 def _leaves(layer):
@@ -61,17 +81,31 @@ class ContinuousNet:
     seed : int
         Seed of the initialisation (every basis function drawn independently).
     dtype : float64 or float32
+    head_activation : {"none", "relu"}
+        Activation between the head batch norm and the pool: none (the paper's code,
+        default) or ReLU (what refode's format-version-1 files mean).
+    padding : {"symmetric", "same"}
+        Zero padding of the convolutions: ``k // 2`` on every side (PyTorch's
+        ``padding=1``, default) or Flax/TensorFlow ``'SAME'`` (the paper's code), which
+        pads the stride-2 3x3 convolutions of the stitch units ``(0, 1)`` on even sizes.
+    rate_scale : float
+        The ODE-blocks integrate ``dh/dt = rate_scale * R(theta(t), h)`` (the original's
+        ``epsilon``; default 1).
+    stitch_scale : float
+        Stitch units output ``shortcut(x) + stitch_scale * branch(x)`` (the original's
+        ``stitch_epsilon``; default 1).
 
     Attributes
     ----------
     net : Sequential
         The layers: ``stem_conv, stem_bn, stem_relu, stitch1, block1, ..., head_bn,
-        head_relu, pool, dense``.
+        [head_relu,] pool, dense``.
     """
 
     def __init__(self, in_channels=3, n_classes=10, widths=(16, 32, 64),
                  basis="piecewise_constant", n_basis=16, scheme="euler", n_steps=16, seed=0,
-                 dtype=np.float64):
+                 dtype=np.float64, *, head_activation=NO_ACTIVATION, padding=SYMMETRIC,
+                 rate_scale=1.0, stitch_scale=1.0):
         in_channels = _validate.positive_int(in_channels, "in_channels")
         n_classes = _validate.positive_int(n_classes, "n_classes")
         if len(widths) < 1:
@@ -80,25 +114,38 @@ class ContinuousNet:
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float64, np.float32):
             raise RefodeError(f"`dtype` must be float64 or float32, got {self.dtype}")
+        if head_activation not in HEAD_ACTIVATIONS:
+            raise RefodeError(f"unknown `head_activation` {head_activation!r:.40}; choose one "
+                              f"of {', '.join(HEAD_ACTIVATIONS)}")
+        if padding not in PADDINGS:
+            raise RefodeError(f"unknown `padding` {padding!r:.40}; choose one of "
+                              f"{', '.join(PADDINGS)}")
+        self.head_activation, self.padding = head_activation, padding
+        self.rate_scale = _scale(rate_scale, "rate_scale")
+        self.stitch_scale = _scale(stitch_scale, "stitch_scale")
         self.basis = make_basis(basis, n_basis)
         self.scheme, self.n_steps = scheme, _validate.positive_int(n_steps, "n_steps")
         rng = np.random.default_rng(seed)
         dt = self.dtype
         layers = [
-            ("stem_conv", Conv(he_normal(rng, (widths[0], in_channels, 3, 3), dt), 1, 1)),
+            ("stem_conv", Conv(he_normal(rng, (widths[0], in_channels, 3, 3), dt), 1,
+                               padding)),
             ("stem_bn", BatchNorm(widths[0], dt)),
             ("stem_relu", ReLU()),
         ]
         c_in = widths[0]
         for j, width in enumerate(widths, start=1):
             stride = FIRST_STRIDE if j == 1 else LATER_STRIDE
-            layers.append((f"stitch{j}", Stitch(c_in, width, stride, rng, dt)))
+            layers.append((f"stitch{j}", Stitch(c_in, width, stride, rng, dt, padding,
+                                                self.stitch_scale)))
             layers.append((f"block{j}", StatefulODEBlock(
                 self.basis, scheme, self.n_steps, init_params(self.basis, width, rng, dt),
-                init_state(self.basis, width, dt))))
+                init_state(self.basis, width, dt), rate_scale=self.rate_scale)))
             c_in = width
-        layers += [("head_bn", BatchNorm(c_in, dt)), ("head_relu", ReLU()),
-                   ("pool", GlobalAvgPool()), ("dense", Dense.uniform(c_in, n_classes, rng, dt))]
+        layers.append(("head_bn", BatchNorm(c_in, dt)))
+        if head_activation == RELU:
+            layers.append(("head_relu", ReLU()))
+        layers += [("pool", GlobalAvgPool()), ("dense", Dense.uniform(c_in, n_classes, rng, dt))]
         self.net = Sequential(layers)
 
     # ------------------------------------------------------------ arrays

@@ -1,7 +1,8 @@
 """The convolutional rate unit ``R(theta(t), h) = conv(relu(BN(conv(relu(BN(h))))))``.
 
 ``R`` is BN -> ReLU -> conv3x3 -> BN -> ReLU -> conv3x3 (paper, section 5): no biases,
-stride 1, zero padding 1, ``C`` channels in and out. It is a *rate* for
+stride 1, zero padding 1, ``C`` channels in and out, times ``scale`` (the original code's
+``epsilon``; 1 by default). It is a *rate* for
 :func:`refode.odeint` / :func:`refode.integrate.vjp`: ``theta`` is the dict of weights
 at the stage time,
 
@@ -40,6 +41,8 @@ class ConvRate:
     ----------
     train : bool
         Batch statistics (True) or ``theta``'s running statistics (False).
+    scale : float
+        The rate is ``scale * conv2(...)`` (the original's ``epsilon``; default 1).
 
     Attributes
     ----------
@@ -49,8 +52,9 @@ class ConvRate:
         each, variances unbiased), in call order. :meth:`vjp` never records.
     """
 
-    def __init__(self, train):
+    def __init__(self, train, scale=1.0):
         self.train = bool(train)
+        self.scale = float(scale)
         self.record = None
         self.workspace = Workspace()
 
@@ -67,6 +71,8 @@ class ConvRate:
         y2, m2, v2 = self._bn(c1, theta, "bn2")
         r2 = _ops.relu(y2)
         out = _ops.conv(r2, theta["conv2.weight"], STRIDE, PAD, self.workspace)
+        if self.scale != 1.0:
+            out = self.scale * out
         return out, (y1, r1, c1, y2, r2), (m1, v1, m2, v2)
 
     def forward(self, t, h, theta):
@@ -109,6 +115,8 @@ class ConvRate:
         """:meth:`vjp` from the intermediates ``saved`` of :meth:`forward_save`."""
         r1, c1, r2 = saved
         grads = {}
+        if self.scale != 1.0:
+            a = self.scale * a
         dr2, grads["conv2.weight"] = _ops.conv_vjp(r2, theta["conv2.weight"], a, STRIDE, PAD,
                                                    self.workspace)
         dc1 = self._bn_vjp(c1, theta, "bn2", _ops.relu_vjp(r2, dr2), grads)

@@ -6,9 +6,14 @@ new ones (never in place), so a caller can keep a snapshot by copying the dict.
 import numpy as np
 
 from .. import kernels
+from ..errors import RefodeError
 from ..kernels.workspace import Workspace
 from . import _ops
 from ._layers import Layer, Sequential
+
+#: conv padding modes: PyTorch's symmetric ``k // 2`` and Flax/TensorFlow's ``'SAME'``.
+SYMMETRIC, SAME = "symmetric", "same"
+PADDINGS = (SYMMETRIC, SAME)
 
 
 def he_normal(rng, shape, dtype):
@@ -18,20 +23,32 @@ def he_normal(rng, shape, dtype):
 
 
 class Conv(Layer):
-    """Convolution without bias; ``params = {"weight": (O, C, k, k)}``."""
+    """Convolution without bias; ``params = {"weight": (O, C, k, k)}``.
 
-    def __init__(self, weight, stride, pad):
+    ``padding`` is ``"symmetric"`` (``k // 2`` zeros on every side, PyTorch's
+    ``padding=k//2``) or ``"same"`` (Flax/TensorFlow ``'SAME'``: ``(0, 1)`` for a 3x3
+    stride-2 conv on an even size; see :func:`refode.models._ops.same_padding`).
+    """
+
+    def __init__(self, weight, stride, padding=SYMMETRIC):
         super().__init__()
+        if padding not in PADDINGS:
+            raise RefodeError(f"unknown `padding` {padding!r}; choose one of "
+                              f"{', '.join(PADDINGS)}")
         self.params = {"weight": weight}
-        self.stride, self.pad = stride, pad
+        self.stride, self.padding = stride, padding
         self.workspace = Workspace()
 
+    def _pad(self, shape):
+        return _ops.pads(shape, self.params["weight"].shape[2], self.stride, self.padding)
+
     def forward(self, x, train):
-        return _ops.conv(x, self.params["weight"], self.stride, self.pad, self.workspace), x
+        pad = self._pad(x.shape)
+        return _ops.conv(x, self.params["weight"], self.stride, pad, self.workspace), x
 
     def backward(self, cache, dy):
-        dx, dw = _ops.conv_vjp(cache, self.params["weight"], dy, self.stride, self.pad,
-                               self.workspace)
+        dx, dw = _ops.conv_vjp(cache, self.params["weight"], dy, self.stride,
+                               self._pad(cache.shape), self.workspace)
         return dx, {"weight": dw}
 
 
@@ -140,31 +157,35 @@ class Composite(Layer):
 
 
 class Stitch(Composite):
-    """``out = shortcut(x) + branch(x)`` between two widths (paper, section 5).
+    """``out = shortcut(x) + scale * branch(x)`` between two widths (paper, section 5).
 
     branch: BN -> ReLU -> conv3x3 (stride s) -> BN -> ReLU -> conv3x3; shortcut: the
-    identity when ``s == 1`` and the widths match, else 1x1 conv (stride s) + BN.
+    identity when ``s == 1`` and the widths match, else 1x1 conv (stride s) + BN on the
+    raw input ``x``. ``scale`` is the original code's ``stitch_epsilon`` (1 by default).
     Arrays: ``"branch.bn1.gamma"``, ..., ``"branch.conv2.weight"``,
     ``"shortcut.conv.weight"``, ``"shortcut.bn.gamma"``, ...
     """
 
-    def __init__(self, c_in, c_out, stride, rng, dtype):
+    def __init__(self, c_in, c_out, stride, rng, dtype, padding=SYMMETRIC, scale=1.0):
         branch = Sequential([
             ("bn1", BatchNorm(c_in, dtype)), ("relu1", ReLU()),
-            ("conv1", Conv(he_normal(rng, (c_out, c_in, 3, 3), dtype), stride, 1)),
+            ("conv1", Conv(he_normal(rng, (c_out, c_in, 3, 3), dtype), stride, padding)),
             ("bn2", BatchNorm(c_out, dtype)), ("relu2", ReLU()),
-            ("conv2", Conv(he_normal(rng, (c_out, c_out, 3, 3), dtype), 1, 1)),
+            ("conv2", Conv(he_normal(rng, (c_out, c_out, 3, 3), dtype), 1, padding)),
         ])
         parts = {"branch": branch}
         if stride != 1 or c_in != c_out:
             parts["shortcut"] = Sequential([
-                ("conv", Conv(he_normal(rng, (c_out, c_in, 1, 1), dtype), stride, 0)),
+                ("conv", Conv(he_normal(rng, (c_out, c_in, 1, 1), dtype), stride, padding)),
                 ("bn", BatchNorm(c_out, dtype)),
             ])
         super().__init__(parts)
+        self.scale = float(scale)
 
     def forward(self, x, train):
         y, branch_cache = self.parts["branch"].forward(x, train)
+        if self.scale != 1.0:
+            y = self.scale * y
         if "shortcut" in self.parts:
             s, skip_cache = self.parts["shortcut"].forward(x, train)
         else:
@@ -173,7 +194,8 @@ class Stitch(Composite):
 
     def backward(self, cache, dy):
         branch_cache, skip_cache = cache
-        dx, g = self.parts["branch"].backward(branch_cache, dy)
+        dbranch = dy if self.scale == 1.0 else self.scale * dy
+        dx, g = self.parts["branch"].backward(branch_cache, dbranch)
         grads = {f"branch.{k}": v for k, v in g.items()}
         if skip_cache is None:
             return dy + dx, grads

@@ -101,19 +101,23 @@ class StatefulODEBlock(Layer):
     state : dict name -> ``(K, C)`` array
     checkpoint : {"all", "steps", "binomial"}
         Memory strategy of the backward pass (``slots`` for ``"binomial"``).
+    rate_scale : float
+        ``dh/dt = rate_scale * R(theta(t), h)`` (the original code's ``epsilon``).
     """
 
-    def __init__(self, basis, scheme, n_steps, params, state, checkpoint="all", slots=None):
+    def __init__(self, basis, scheme, n_steps, params, state, checkpoint="all", slots=None,
+                 rate_scale=1.0):
         super().__init__()
         self.basis, self.scheme, self.n_steps = basis, scheme, n_steps
         self.params, self.state = dict(params), dict(state)
         self.checkpoint, self.slots = checkpoint, slots
+        self.rate_scale = float(rate_scale)
 
     def _grid(self):
         return stage_grid(self.basis, tableau(self.scheme), self.n_steps)
 
     def forward(self, x, train):
-        rate = ConvRate(train)
+        rate = ConvRate(train, self.rate_scale)
         coefficients = dict(self.params) if train else {**self.params, **self.state}
         rate.record = [] if train else None
         try:
@@ -174,7 +178,7 @@ class StatefulODEBlock(Layer):
             basis, scheme, n_steps,
             {k: move(v, self.basis, basis) for k, v in self.params.items()},
             {k: move(v, self.basis, basis) for k, v in self.state.items()},
-            self.checkpoint, self.slots)
+            self.checkpoint, self.slots, self.rate_scale)
         bad = block.nonpositive_variances()
         if bad:
             listed = ", ".join(f"{name} at t = {float(t):.4g} ({count} channels)"

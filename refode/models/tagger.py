@@ -17,7 +17,7 @@ from ..projection import interpolate, project
 from ._layers import Sequential
 from .layers import Dense
 from .tagger_layers import EncoderODEBlock, LayerNorm, TokenEmbedding
-from .transformer import make_rate
+from .transformer import LN_EPS, make_rate
 
 #: target value that does not count in the loss (PyTorch's ``ignore_index``).
 IGNORE_INDEX = -100
@@ -61,6 +61,9 @@ class ContinuousTagger:
         Biases on the Q/K/V/O projections (the paper has none).
     backend : str
         Kernel backend (``"cpu"``).
+    ln_eps : float
+        Regulariser of every layer norm (default 1e-5, PyTorch's; the paper's Flax code
+        uses 1e-6).
 
     Notes
     -----
@@ -72,7 +75,7 @@ class ContinuousTagger:
     def __init__(self, vocab_size, n_tags, width=128, heads=1, ffn=128,
                  basis="piecewise_constant", n_basis=None, scheme="euler", n_steps=None,
                  seed=0, dtype=np.float64, padding_id=0, rate="paper", attention_bias=False,
-                 backend="cpu"):
+                 backend="cpu", ln_eps=LN_EPS):
         self.vocab_size = _validate.positive_int(vocab_size, "vocab_size")
         self.n_tags = _validate.positive_int(n_tags, "n_tags")
         self.dtype = np.dtype(dtype)
@@ -81,7 +84,8 @@ class ContinuousTagger:
         self.padding_id = int(padding_id)
         self.backend = backend
         self.rate = make_rate(rate, width, heads, ffn, attention_bias=attention_bias,
-                              backend=backend)
+                              backend=backend, ln_eps=ln_eps)
+        self.ln_eps = self.rate.ln_eps
         self.rate_kind = rate
         self.basis = _resolve_basis(basis, n_basis)
         tableau(scheme)  # validates the name before any work
@@ -95,7 +99,8 @@ class ContinuousTagger:
                 rng.standard_normal((self.vocab_size, d)).astype(self.dtype), backend)),
             (ODE, EncoderODEBlock(self.rate, self.rate.init(rng, self.basis.n, self.dtype),
                                   self.basis, self.scheme, self.n_steps)),
-            ("norm", LayerNorm(np.ones(d, self.dtype), np.zeros(d, self.dtype), backend)),
+            ("norm", LayerNorm(np.ones(d, self.dtype), np.zeros(d, self.dtype), backend,
+                               self.ln_eps)),
             ("head", Dense.uniform(d, self.n_tags, rng, self.dtype, backend)),
         ])
 
@@ -247,7 +252,7 @@ class ContinuousTagger:
             ("embed", TokenEmbedding(old["embed"].params["weight"].copy(), self.backend)),
             (ODE, EncoderODEBlock(self.rate, coefficients, target, new.scheme, new.n_steps)),
             ("norm", LayerNorm(*(old["norm"].params[k].copy() for k in ("gamma", "beta")),
-                               self.backend)),
+                               self.backend, self.ln_eps)),
             ("head", Dense(*(old["head"].params[k].copy() for k in ("weight", "bias")),
                            self.backend)),
         ])

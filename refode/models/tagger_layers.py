@@ -59,18 +59,19 @@ class TokenEmbedding(Layer):
 
 
 class LayerNorm(Layer):
-    """Affine layer norm over the last axis (``eps = 1e-5``); params ``gamma``, ``beta``."""
+    """Affine layer norm over the last axis (regulariser ``eps``); params ``gamma``, ``beta``."""
 
-    def __init__(self, gamma, beta, backend="cpu"):
+    def __init__(self, gamma, beta, backend="cpu", eps=LN_EPS):
         super().__init__()
         self.params = {"gamma": gamma, "beta": beta}
         self.backend = backend
+        self.eps = float(eps)
 
     def forward(self, x, train):
         x = np.ascontiguousarray(x)
         y = np.empty_like(x)
         kernels.get("layernorm", self.backend)(x, self.params["gamma"], self.params["beta"],
-                                                y, LN_EPS)
+                                                y, self.eps)
         return y, x
 
     def backward(self, x, dy):
@@ -78,7 +79,7 @@ class LayerNorm(Layer):
         grads = {k: np.empty_like(v) for k, v in self.params.items()}
         kernels.get("layernorm.layernorm_vjp", self.backend)(
             x, self.params["gamma"], np.ascontiguousarray(dy), dx, grads["gamma"],
-            grads["beta"], LN_EPS)
+            grads["beta"], self.eps)
         return dx, grads
 
 

@@ -19,7 +19,8 @@ name               shape       meaning
 =================  ==========  ==================================================
 
 Formulas (``SA`` multi-head self-attention with the key padding mask, ``LN`` affine
-layer norm with ``eps = 1e-5``, ``MLP(v) = W2 elu(W1 v + b1) + b2``):
+layer norm with ``eps = ln_eps`` (default 1e-5, PyTorch's; the original code uses Flax's
+1e-6), ``MLP(v) = W2 elu(W1 v + b1) + b2``):
 
 - :class:`PaperEncoderRate` (paper, section 5): ``s = SA(LN1(x))``,
   ``R = s + MLP(LN2(x + s))``. Without attention biases a basis function holds
@@ -43,8 +44,11 @@ import numpy as np
 from .. import _validate, kernels
 from ..errors import RefodeError, ShapeError
 
-#: layer-norm regulariser (PyTorch's and Flax's default).
+#: default layer-norm regulariser: PyTorch's ``nn.LayerNorm`` default. (Flax's default,
+#: which the original code uses, is :data:`FLAX_LN_EPS`.)
 LN_EPS = 1e-5
+#: Flax's ``nn.LayerNorm`` default regulariser, used by the paper's code.
+FLAX_LN_EPS = 1e-6
 #: names of the weights of the attention sublayer that always exist.
 ATTENTION = "attn_weights"
 #: name of the optional attention biases.
@@ -68,13 +72,15 @@ class _EncoderRate:
         Key padding mask, ``True`` = padded (see :meth:`with_mask`).
     backend : {"cpu", "reference"}
         Kernel implementation.
+    ln_eps : float
+        Regulariser of both layer norms (default :data:`LN_EPS`).
     """
 
     #: whether the MLP reads ``x + SA(LN1 x)`` (paper) or ``x`` (pre-LN).
     mlp_sees_attention = True
 
     def __init__(self, width, heads=1, ffn=None, *, attention_bias=False, mask=None,
-                 backend="cpu"):
+                 backend="cpu", ln_eps=LN_EPS):
         self.width = _validate.positive_int(width, "width")
         self.heads = _validate.positive_int(heads, "heads")
         self.ffn = self.width if ffn is None else _validate.positive_int(ffn, "ffn")
@@ -84,6 +90,7 @@ class _EncoderRate:
                 f"choose heads in {[h for h in range(1, self.width + 1) if self.width % h == 0]}"
             )
         self.attention_bias = bool(attention_bias)
+        self.ln_eps = positive_eps(ln_eps, "ln_eps")
         self.backend = backend
         self.mask = None if mask is None else np.asarray(mask, dtype=np.bool_)
         self._k = {op: kernels.get(op, backend) for op in (
@@ -141,7 +148,7 @@ class _EncoderRate:
     def with_mask(self, mask):
         """The same rate applying the key padding ``mask`` (B, L) bool (``True`` = padded)."""
         return type(self)(self.width, self.heads, self.ffn, attention_bias=self.attention_bias,
-                          mask=mask, backend=self.backend)
+                          mask=mask, backend=self.backend, ln_eps=self.ln_eps)
 
     # ----------------------------------------------------------------- forward
     def _check(self, h):
@@ -157,7 +164,7 @@ class _EncoderRate:
 
     def _layernorm(self, x, gamma, beta):
         y = np.empty_like(x)
-        self._k["layernorm"](x, gamma, beta, y, LN_EPS)
+        self._k["layernorm"](x, gamma, beta, y, self.ln_eps)
         return y
 
     def _dense(self, x2, w, b):
@@ -230,7 +237,7 @@ class _EncoderRate:
                                    grads["mlp_b1"])
         dz = np.empty_like(x)
         self._k["layernorm.layernorm_vjp"](c["z"], th["ln2_gamma"], dv.reshape(b, length, d),
-                                           dz, grads["ln2_gamma"], grads["ln2_beta"], LN_EPS)
+                                           dz, grads["ln2_gamma"], grads["ln2_beta"], self.ln_eps)
         ds = g + dz if self.mlp_sees_attention else g
         du = np.empty_like(x)
         self._k["attention.attention_vjp"](c["u"], th[ATTENTION], th.get(ATTENTION_BIAS),
@@ -238,7 +245,7 @@ class _EncoderRate:
                                            grads.get(ATTENTION_BIAS))
         dx = np.empty_like(x)
         self._k["layernorm.layernorm_vjp"](x, th["ln1_gamma"], du, dx, grads["ln1_gamma"],
-                                           grads["ln1_beta"], LN_EPS)
+                                           grads["ln1_beta"], self.ln_eps)
         return dx + dz, grads
 
 
@@ -258,8 +265,20 @@ class PreLNEncoderRate(_EncoderRate):
 RATES = {"paper": PaperEncoderRate, "pre_ln": PreLNEncoderRate}
 
 
-def make_rate(kind, width, heads, ffn, *, attention_bias=False, backend="cpu"):
+def make_rate(kind, width, heads, ffn, *, attention_bias=False, backend="cpu", ln_eps=LN_EPS):
     """Build the rate registered under ``kind`` in :data:`RATES`."""
     if kind not in RATES:
         raise RefodeError(f"unknown `rate` {kind!r}; choose one of {', '.join(RATES)}")
-    return RATES[kind](width, heads, ffn, attention_bias=attention_bias, backend=backend)
+    return RATES[kind](width, heads, ffn, attention_bias=attention_bias, backend=backend,
+                       ln_eps=ln_eps)
+
+
+def positive_eps(value, name):
+    """A finite float ``> 0`` (a norm's regulariser), or a RefodeError naming ``name``."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise RefodeError(f"`{name}` must be a positive real number, got {value!r:.40}") from None
+    if isinstance(value, (bool, complex)) or not (np.isfinite(out) and out > 0):
+        raise RefodeError(f"`{name}` must be a finite real number > 0, got {value!r:.40}")
+    return out

@@ -102,7 +102,7 @@ def _cases_not_hdf5():
 def _cases_root():
     for name in ("format", "format_version", "refode_version", "dtype", "model", "config"):
         yield f"no-attr-{name}", _del_attr("/", name), f"/@{name}"
-    for name, value in (("format", "hdf5-weights"), ("format", 7), ("format_version", 2),
+    for name, value in (("format", "hdf5-weights"), ("format", 7), ("format_version", 3),
                         ("format_version", 0), ("format_version", "1"),
                         ("format_version", True), ("format_version", 1.5),
                         ("dtype", "float16"), ("dtype", "int64"), ("dtype", 64),

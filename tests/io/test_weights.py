@@ -71,14 +71,15 @@ def test_layout_follows_docs_with_h5py_only(saved):
     net = MAKERS["net"]()
     with h5py.File(saved["net", "float64"], "r") as f:
         assert _text(f.attrs["format"]) == "refode-weights"
-        assert f.attrs["format_version"] == 1
+        assert f.attrs["format_version"] == 2
         assert _text(f.attrs["dtype"]) == "float64"
         assert _text(f.attrs["model"]) == "ContinuousNet"
         assert _text(f.attrs["refode_version"]) == refode.__version__
         cfg = json.loads(f.attrs["config"])
         assert cfg == {"in_channels": 1, "n_classes": 3, "widths": [4, 8],
                        "basis": "piecewise_constant", "n_basis": 2, "scheme": "euler",
-                       "n_steps": 2}
+                       "n_steps": 2, "head_activation": "none", "padding": "symmetric",
+                       "rate_scale": 1.0, "stitch_scale": 1.0}
         k = cfg["n_basis"]
         assert sorted(f) == ["blocks", "params", "state"]
         assert sorted(f["blocks"]) == ["block1", "block2"]

@@ -37,10 +37,16 @@ def test_paper_parameter_count():
     assert model.params["stem_conv.weight"].std() == pytest.approx(np.sqrt(2 / 27), rel=0.2)
 
 
+#: architecture options of the finite-difference checks (each with every case above).
+FD_OPTIONS = [{}, {"head_activation": "relu", "padding": "same", "rate_scale": 0.6,
+                   "stitch_scale": 1.7}]
+
+
+@pytest.mark.parametrize("options", FD_OPTIONS, ids=("default", "relu-same-scaled"))
 @pytest.mark.parametrize("family,k,scheme,n", FD_CASES)
-def test_gradients_match_finite_differences(family, k, scheme, n):
+def test_gradients_match_finite_differences(family, k, scheme, n, options):
     rng = np.random.default_rng(zlib.crc32(f"{family}/{scheme}".encode()))
-    model = tiny(basis=family, n_basis=k, scheme=scheme, n_steps=n, seed=3)
+    model = tiny(basis=family, n_basis=k, scheme=scheme, n_steps=n, seed=3, **options)
     x, y = batch(1)
     state = {k_: v.copy() for k_, v in model.state.items()}
     _, grads = model.loss_and_gradients(x, y, update_state=False)

@@ -24,10 +24,11 @@ def _compiled():
 
 @pytest.mark.parametrize("scheme", sorted(SCHEMES))
 @pytest.mark.parametrize("family", sorted(BASES))
-def test_every_gradient_matches_finite_differences(family, scheme):
-    """A random direction per named array, padding in the batch."""
+@pytest.mark.parametrize("ln_eps", [1e-5, 0.3])
+def test_every_gradient_matches_finite_differences(family, scheme, ln_eps):
+    """A random direction per named array, padding in the batch; two layer-norm eps."""
     model = tagger(basis=family, n_basis=BASES[family], scheme=scheme, n_steps=SCHEMES[scheme],
-                   heads=2)
+                   heads=2, ln_eps=ln_eps)
     ids, targets = batch(seed=1)
     _, grads = model.loss_and_gradients(ids, targets)
     rng = np.random.default_rng(7)
@@ -56,17 +57,21 @@ TORCH_CASES = [
     dict(rate="paper", heads=1, basis="legendre", n_basis=2, scheme="rk4", n_steps=2),
     dict(rate="pre_ln", heads=2, basis="piecewise_constant", n_basis=4, scheme="rk4", n_steps=3,
          attention_bias=True),
+    dict(rate="paper", heads=2, basis="piecewise_linear", n_basis=4, scheme="rk4", n_steps=3,
+         ln_eps=1e-6),
+    dict(rate="pre_ln", heads=1, basis="fem_linear", n_basis=3, scheme="euler", n_steps=4,
+         ln_eps=0.5),
 ]
 
 
 def _torch_twin(model, options):
     grid = stage_grid(model.basis, tableau(options["scheme"]), options["n_steps"])
     return TorchTagger(model.params, grid.supports, options["scheme"], options["n_steps"],
-                       options["heads"], PAD, options["rate"])
+                       options["heads"], PAD, options["rate"], options.get("ln_eps", 1e-5))
 
 
 @pytest.mark.parametrize("options", TORCH_CASES, ids=lambda o: f"{o['rate']}-{o['basis']}-"
-                         f"{o['scheme']}-h{o['heads']}")
+                         f"{o['scheme']}-h{o['heads']}-eps{o.get('ln_eps', 1e-5):g}")
 def test_pytorch_implementation_agrees(options):
     model = tagger(seed=2, **options)
     ids, targets = batch(seed=3)

@@ -47,9 +47,16 @@ def _compare(model, net, x, y, train):
                                    atol=STATE_TOL, err_msg=name)
 
 
+#: the architecture options (defaults first: no head activation, symmetric padding).
+OPTIONS = [{}, {"head_activation": "relu"},
+           {"padding": "same", "rate_scale": 0.7, "stitch_scale": 0.25},
+           {"padding": "same", "head_activation": "relu", "rate_scale": 1.5}]
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: "-".join(map(str, o.values())) or "default")
 @pytest.mark.parametrize("family,k,scheme,n", CASES)
-def test_matches_pytorch(family, k, scheme, n):
-    model = tiny(basis=family, n_basis=k, scheme=scheme, n_steps=n, seed=7)
+def test_matches_pytorch(family, k, scheme, n, options):
+    model = tiny(basis=family, n_basis=k, scheme=scheme, n_steps=n, seed=7, **options)
     net = TorchContinuousNet(model, TINY["in_channels"], TINY["n_classes"], TINY["widths"])
     for seed in (0, 1):  # two training steps: the second starts from fitted statistics
         x, y = batch(seed)

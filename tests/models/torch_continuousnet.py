@@ -26,8 +26,32 @@ def _bn(c):
     return nn.BatchNorm2d(c, eps=EPS, momentum=MOMENTUM, dtype=torch.float64)
 
 
-def _conv(c_in, c_out, k, stride):
-    return nn.Conv2d(c_in, c_out, k, stride, k // 2, bias=False, dtype=torch.float64)
+def _same(size, k, stride):
+    """TensorFlow/Flax 'SAME' padding (before, after) of one axis."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + k - size, 0)
+    return total // 2, total - total // 2
+
+
+class _Conv(nn.Conv2d):
+    """``nn.Conv2d`` without bias, padded symmetrically (``k // 2``) or as 'SAME'."""
+
+    def __init__(self, c_in, c_out, k, stride, padding):
+        super().__init__(c_in, c_out, k, stride, 0, bias=False, dtype=torch.float64)
+        self.mode, self.k_size, self.step = padding, k, stride
+
+    def forward(self, x):
+        if self.mode == "symmetric":
+            p = self.k_size // 2
+            top = bottom = left = right = p
+        else:
+            top, bottom = _same(x.shape[2], self.k_size, self.step)
+            left, right = _same(x.shape[3], self.k_size, self.step)
+        return super().forward(F.pad(x, (left, right, top, bottom)))
+
+
+def _conv(c_in, c_out, k, stride, padding="symmetric"):
+    return _Conv(c_in, c_out, k, stride, padding)
 
 
 def _bn_names(prefix, bn):
@@ -36,17 +60,18 @@ def _bn_names(prefix, bn):
 
 
 class Stitch(nn.Module):
-    def __init__(self, c_in, c_out, stride):
+    def __init__(self, c_in, c_out, stride, padding="symmetric", scale=1.0):
         super().__init__()
-        self.bn1, self.conv1 = _bn(c_in), _conv(c_in, c_out, 3, stride)
-        self.bn2, self.conv2 = _bn(c_out), _conv(c_out, c_out, 3, 1)
+        self.bn1, self.conv1 = _bn(c_in), _conv(c_in, c_out, 3, stride, padding)
+        self.bn2, self.conv2 = _bn(c_out), _conv(c_out, c_out, 3, 1, padding)
         self.skip = stride != 1 or c_in != c_out
+        self.scale = scale
         if self.skip:
-            self.sconv, self.sbn = _conv(c_in, c_out, 1, stride), _bn(c_out)
+            self.sconv, self.sbn = _conv(c_in, c_out, 1, stride, padding), _bn(c_out)
 
     def forward(self, x):
         y = self.conv2(F.relu(self.bn2(self.conv1(F.relu(self.bn1(x))))))
-        return (self.sbn(self.sconv(x)) if self.skip else x) + y
+        return (self.sbn(self.sconv(x)) if self.skip else x) + self.scale * y
 
     def tensors(self, p):
         out = {f"{p}.branch.conv1.weight": self.conv1.weight,
@@ -61,8 +86,9 @@ class Stitch(nn.Module):
 class ODEBlock(nn.Module):
     """``N`` explicit Runge-Kutta steps of the conv rate with basis-expanded weights and stats."""
 
-    def __init__(self, channels, basis, scheme, n_steps):
+    def __init__(self, channels, basis, scheme, n_steps, scale=1.0):
         super().__init__()
+        self.scale = scale
         k = basis.n
         vec = lambda v: nn.Parameter(torch.full((k, channels), v, dtype=torch.float64))
         conv = lambda: nn.Parameter(torch.zeros(k, channels, channels, 3, 3, dtype=torch.float64))
@@ -109,7 +135,7 @@ class ODEBlock(nn.Module):
         z = F.relu(self._norm(y, at(self.g1), at(self.b1), stats[0], stats[1], record))
         z = F.conv2d(z, at(self.w1), stride=1, padding=1)
         z = F.relu(self._norm(z, at(self.g2), at(self.b2), stats[2], stats[3], record))
-        return F.conv2d(z, at(self.w2), stride=1, padding=1)
+        return self.scale * F.conv2d(z, at(self.w2), stride=1, padding=1)
 
     def forward(self, h):
         records, samples = [], []
@@ -150,11 +176,14 @@ class TorchContinuousNet(nn.Module):
 
     def __init__(self, model, in_channels, n_classes, widths):
         super().__init__()
-        self.stem_conv, self.stem_bn = _conv(in_channels, widths[0], 3, 1), _bn(widths[0])
+        pad = model.padding
+        self.stem_conv = _conv(in_channels, widths[0], 3, 1, pad)
+        self.stem_bn = _bn(widths[0])
+        self.head_relu = model.head_activation == "relu"
         stages, c_in = [], widths[0]
         for j, w in enumerate(widths):
-            stages += [Stitch(c_in, w, 1 if j == 0 else 2),
-                       ODEBlock(w, model.basis, model.scheme, model.n_steps)]
+            stages += [Stitch(c_in, w, 1 if j == 0 else 2, pad, model.stitch_scale),
+                       ODEBlock(w, model.basis, model.scheme, model.n_steps, model.rate_scale)]
             c_in = w
         self.stages = nn.ModuleList(stages)
         self.head_bn = _bn(c_in)
@@ -177,5 +206,8 @@ class TorchContinuousNet(nn.Module):
         x = F.relu(self.stem_bn(self.stem_conv(x)))
         for stage in self.stages:
             x = stage(x)
-        x = F.relu(self.head_bn(x)).mean(dim=(2, 3))
+        x = self.head_bn(x)
+        if self.head_relu:
+            x = F.relu(x)
+        x = x.mean(dim=(2, 3))
         return self.dense(x)

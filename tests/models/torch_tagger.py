@@ -45,18 +45,18 @@ def attention(u, th, heads, padded):
     return project(3, ctx.transpose(1, 2).reshape(b, length, d))
 
 
-def rate(x, th, heads, padded, kind):
+def rate(x, th, heads, padded, kind, eps=LN_EPS):
     """Paper: ``s + MLP(LN2(x + s))``; pre-LN: ``s + MLP(LN2(x))``; ``s = SA(LN1(x))``."""
     d = x.shape[-1]
-    s = attention(F.layer_norm(x, (d,), th["ln1_gamma"], th["ln1_beta"], LN_EPS), th, heads,
+    s = attention(F.layer_norm(x, (d,), th["ln1_gamma"], th["ln1_beta"], eps), th, heads,
                   padded)
     z = x + s if kind == "paper" else x
-    v = F.layer_norm(z, (d,), th["ln2_gamma"], th["ln2_beta"], LN_EPS)
+    v = F.layer_norm(z, (d,), th["ln2_gamma"], th["ln2_beta"], eps)
     f = F.linear(F.elu(F.linear(v, th["mlp_w1"], th["mlp_b1"])), th["mlp_w2"], th["mlp_b2"])
     return (s + f).masked_fill(padded[..., None], 0.0)
 
 
-def ode_block(x, coefficients, supports, scheme, n_steps, heads, padded, kind):
+def ode_block(x, coefficients, supports, scheme, n_steps, heads, padded, kind, eps=LN_EPS):
     """``n_steps`` explicit RK steps of ``scheme`` on [0, 1]; ``supports[n][i] = (idx, w)``."""
     a_rows, b = TABLEAUS[scheme]
     dt = 1.0 / n_steps
@@ -69,7 +69,7 @@ def ode_block(x, coefficients, supports, scheme, n_steps, heads, padded, kind):
             idx, weights = supports[n][i]
             th = {name: sum(w * c[k] for k, w in zip(idx, weights))
                   for name, c in coefficients.items()}
-            ks.append(rate(y, th, heads, padded, kind))
+            ks.append(rate(y, th, heads, padded, kind, eps))
         terms = [bi * k for bi, k in zip(b, ks) if bi != 0]
         h = h + dt * sum(terms[1:], terms[0])
     return h
@@ -85,15 +85,18 @@ class TorchTagger(torch.nn.Module):
     scheme : str, one of :data:`TABLEAUS`
     n_steps, heads, padding_id : int
     kind : {"paper", "pre_ln"}
+    eps : float, the layer norms' regulariser
     """
 
-    def __init__(self, arrays, supports, scheme, n_steps, heads, padding_id, kind="paper"):
+    def __init__(self, arrays, supports, scheme, n_steps, heads, padding_id, kind="paper",
+                 eps=LN_EPS):
         super().__init__()
         self.p = torch.nn.ParameterDict({
             name.replace(".", "__"): torch.nn.Parameter(torch.tensor(a.copy()))
             for name, a in arrays.items()})
         self.supports, self.scheme, self.n_steps = supports, scheme, n_steps
         self.heads, self.padding_id, self.kind = heads, padding_id, kind
+        self.eps = eps
 
     def arrays(self, layer):
         """``{array: tensor}`` of one layer."""
@@ -106,9 +109,9 @@ class TorchTagger(torch.nn.Module):
         emb = self.arrays("embed")["weight"]
         x = F.embedding(ids, emb) + positions(ids.shape[1], emb.shape[1])
         h = ode_block(x, self.arrays("ode"), self.supports, self.scheme, self.n_steps,
-                      self.heads, padded, self.kind)
+                      self.heads, padded, self.kind, self.eps)
         norm, head = self.arrays("norm"), self.arrays("head")
-        h = F.layer_norm(h, (h.shape[-1],), norm["gamma"], norm["beta"], LN_EPS)
+        h = F.layer_norm(h, (h.shape[-1],), norm["gamma"], norm["beta"], self.eps)
         return F.linear(h, head["weight"], head["bias"])
 
     def loss_and_gradients(self, ids, targets):

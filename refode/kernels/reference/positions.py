@@ -1,4 +1,11 @@
-"""Fixed sinusoidal positional encodings: the meaning of the ``positions`` kernels."""
+"""Fixed sinusoidal positional encodings: the meaning of the ``positions`` kernels.
+
+Scalar C-library ``pow``/``sin``/``cos`` (Python's :mod:`math`), as the compiled kernels
+call: NumPy's vectorised ``sin`` may use other (SIMD) implementations, 1 ulp apart on
+some processors.
+"""
+import math
+
 import numpy as np
 
 #: the base of the wavelengths in "Attention is all you need" (Vaswani et al. 2017).
@@ -7,9 +14,8 @@ POSITION_BASE = 10000.0
 
 def angles(length, width):
     """(L, D) float64 angles ``pos / BASE ** (2 i / D)`` with ``i = j // 2`` for column ``j``."""
-    pos = np.arange(length, dtype=np.float64)[:, None]
-    pair = (np.arange(width) // 2 * 2).astype(np.float64)
-    return pos / POSITION_BASE ** (pair / width)
+    return np.array([[float(p) / math.pow(POSITION_BASE, float(j // 2 * 2) / width)
+                      for j in range(width)] for p in range(length)], dtype=np.float64)
 
 
 def positions(out):
@@ -21,5 +27,5 @@ def positions(out):
         ``out[p, 2i] = sin(p / 10000^(2i/D))``, ``out[p, 2i+1] = cos(p / 10000^(2i/D))``
     """
     a = angles(*out.shape)
-    out[:, 0::2] = np.sin(a[:, 0::2])
-    out[:, 1::2] = np.cos(a[:, 1::2])
+    for (p, j), angle in np.ndenumerate(a):
+        out[p, j] = math.sin(angle) if j % 2 == 0 else math.cos(angle)

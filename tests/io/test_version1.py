@@ -1,0 +1,90 @@
+"""Files of format version 1 (written before the architecture options) keep their meaning.
+
+``tests/data/v1_*.h5`` and ``v1_expected.npz`` were made by ``tests/data/make_v1.py`` with
+the code of format version 1 (commit 5ac7b89), before the options existed: they load
+with a head ReLU, symmetric padding, unit residual scales and layer-norm eps 1e-5, and
+evaluate bitwise as they did then.
+"""
+import json
+import pathlib
+
+import h5py
+import numpy as np
+import pytest
+
+import refode
+from refode.cli import main
+from refode.io import golden
+
+DATA = pathlib.Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.fixture(scope="module")
+def expected():
+    with np.load(DATA / "v1_expected.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
+def test_the_files_are_version_1_without_the_option_keys():
+    for name in ("v1_continuousnet.h5", "v1_tagger.h5"):
+        with h5py.File(DATA / name, "r") as fh:
+            assert fh.attrs["format_version"] == 1
+            cfg = json.loads(fh.attrs["config"])
+            assert not {"head_activation", "padding", "rate_scale", "ln_eps"} & set(cfg)
+
+
+def test_continuousnet_of_version_1_evaluates_bitwise_as_before(expected):
+    net = refode.load(DATA / "v1_continuousnet.h5")
+    assert (net.head_activation, net.padding, net.rate_scale, net.stitch_scale) == (
+        "relu", "symmetric", 1.0, 1.0)
+    x, y = expected["net_x"], expected["net_y"]
+    np.testing.assert_array_equal(net.forward(x, train=False), expected["net_eval_logits"])
+    np.testing.assert_array_equal(net.forward(x, train=True, update_state=False),
+                                  expected["net_train_logits"])
+    loss, grads = net.loss_and_gradients(x, y, update_state=False)
+    assert loss == expected["net_loss"]
+    for name, g in grads.items():
+        np.testing.assert_array_equal(g, expected[f"net_grad/{name}"], err_msg=name)
+
+
+def test_tagger_of_version_1_evaluates_bitwise_as_before(expected):
+    tag = refode.load(DATA / "v1_tagger.h5")
+    assert tag.ln_eps == 1e-5
+    np.testing.assert_array_equal(tag.forward(expected["tag_ids"]), expected["tag_logits"])
+    loss, grads = tag.loss_and_gradients(expected["tag_ids"], expected["tag_tags"])
+    assert loss == expected["tag_loss"]
+    for name, g in grads.items():
+        np.testing.assert_array_equal(g, expected[f"tag_grad/{name}"], err_msg=name)
+
+
+def test_version_1_golden_file_still_checks_against_itself_and_a_fresh_computation(tmp_path):
+    path = DATA / "v1_golden_net.h5"
+    assert main(["check", str(path), str(path)]) == 0
+    with h5py.File(path, "r") as fh:
+        x, y = fh["inputs/x"][()], fh["inputs/y"][()]
+    fresh = tmp_path / "fresh.h5"
+    golden.write(fresh, refode.load(path), x, y, mode="train")
+    assert main(["check", str(path), str(fresh), "--rtol", "0", "--atol", "0"]) == 0
+
+
+def test_resaving_a_version_1_file_writes_version_2_with_the_same_meaning(tmp_path, expected):
+    net = refode.load(DATA / "v1_continuousnet.h5")
+    refode.save(net, tmp_path / "v2.h5")
+    with h5py.File(tmp_path / "v2.h5", "r") as fh:
+        assert fh.attrs["format_version"] == 2
+        assert json.loads(fh.attrs["config"])["head_activation"] == "relu"
+    again = refode.load(tmp_path / "v2.h5")
+    np.testing.assert_array_equal(again.forward(expected["net_x"]), expected["net_eval_logits"])
+
+
+def test_version_1_config_with_a_version_2_key_is_refused(tmp_path):
+    path = tmp_path / "mixed.h5"
+    with h5py.File(DATA / "v1_continuousnet.h5", "r") as src, h5py.File(path, "w") as dst:
+        for key in src:
+            src.copy(key, dst)
+        dst.attrs.update(src.attrs)
+        cfg = json.loads(src.attrs["config"])
+        cfg["padding"] = "same"
+        dst.attrs["config"] = json.dumps(cfg)
+    with pytest.raises(refode.errors.FormatError, match="unknown configuration keys padding"):
+        refode.load(path)
