@@ -1,18 +1,22 @@
-"""Commands of ``refode`` on HDF5 files: info, compress, golden, check, eval, convergence.
+"""Commands of ``refode`` on HDF5 files: info, compress, golden, check, eval, convergence,
+convert.
 
 Each ``_cmd_*`` returns the exit code; bad input raises a refode error, which
 :func:`refode.cli.main` prints as one line with exit code 2.
 """
 import argparse
 import math
+import os
+import sys
+import warnings
 
 import numpy as np
 
-from .errors import RefodeError
+from .errors import RefodeError, RefodeWarning
 from .io import load, save
 from .io import golden as golden_io
 from .io.data import load_data
-from .io.layout import CONTINUOUS_NET, config_of
+from .io.layout import CONTINUOUS_NET, TAGGER, config_of
 from .io.reference import MODES, seeded_inputs
 from .io.summary import counts, depth_dependent, describe, relative_l2_error
 
@@ -33,6 +37,13 @@ EXAMPLES = {
     "compress": """examples:
   refode compress net.h5 net8.h5 --basis piecewise_constant --n-basis 8
   refode compress net.h5 net4.h5 --basis legendre --n-basis 4 --n-steps 8 --method projection
+  refode compress net.h5 net2.h5 --basis fem_linear --n-basis 2 --stats recalibrate \
+      --data train.npz                                 # re-estimate the statistics
+  refode compress net.h5 net2.h5 --basis legendre --n-basis 2 --stats positive
+statistics (--stats): project (moved like the weights), recalibrate (re-estimated on the
+first --calibration-samples images of --data, weights frozen), positive (variances moved
+in the log domain, kept positive). A model whose running variance is not positive at a
+stage is not written unless --allow-nonpositive-stats is given.
 """,
     "golden": """examples:
   refode golden net.h5 -o golden.h5                    # seeded inputs (seed 0, batch 4)
@@ -53,7 +64,17 @@ exit code: 0 when every array passes, 1 when any fails, 2 for bad input.
   refode convergence net.h5                            # the model's scheme, N .. 8N
   refode convergence net.h5 --schemes euler midpoint rk4 --n-steps 2 4 8 16 32
 """,
+    "convert": """examples:
+  refode convert statefulodenets runs/ContinuousImageClassifier_... net.h5
+  refode convert statefulodenets runs/ContinuousTransformer_... tagger.h5 --dtype float32
+reads model.json, optimizer_hyper_params.json and the latest checkpoint_<n> of a run
+folder of the original Stateful ODE-Nets code (JAX/Flax); nothing is written on error.
+""",
 }
+#: the original code's class of each refode family (``refode convert``'s summary).
+ORIGINAL_CLASS = {CONTINUOUS_NET: "ContinuousImageClassifier", TAGGER: "ContinuousTransformer"}
+#: sources ``refode convert`` reads.
+CONVERT_SOURCES = ("statefulodenets",)
 
 
 def _positive(text):
@@ -77,8 +98,7 @@ def _cmd_info(args):
 
 def _cmd_compress(args):
     model = load(args.input)
-    new = model.rediscretize(basis=args.basis, n_basis=args.n_basis, n_steps=args.n_steps,
-                             method=args.method)
+    new = _compressed(model, args)
     (total_a, dep_a), (total_b, dep_b) = counts(model), counts(new)
     print(f"basis: {model.basis.family} K={model.basis.n} N={model.n_steps} -> "
           f"{new.basis.family} K={new.basis.n} N={new.n_steps} ({args.method})")
@@ -88,9 +108,55 @@ def _cmd_compress(args):
     for block, arrays in depth_dependent(model).items():
         err = relative_l2_error(arrays, model.basis, after[block], new.basis)
         print(f"  {block}: relative L2 error {err:.3e}")
+    _check_stats(new, args.allow_nonpositive_stats)
     save(new, args.output)
     print(f"wrote {args.output}")
     return 0
+
+
+#: images of --data that ``refode compress --stats recalibrate`` uses by default.
+CALIBRATION_SAMPLES = 1024
+
+
+def _compressed(model, args):
+    """``model.rediscretize`` with the statistics policy of ``args`` (``compress``)."""
+    stats, data = args.stats, None
+    if (stats == "recalibrate") != (args.data is not None):
+        raise RefodeError("--stats recalibrate needs --data PATH, and --data is only used "
+                          "by it")
+    family, cfg = config_of(model)
+    if family != CONTINUOUS_NET:
+        if stats != "project":
+            raise RefodeError(f"--stats {stats}: a {family} has no running statistics; "
+                              "leave --stats at project")
+        return model.rediscretize(basis=args.basis, n_basis=args.n_basis,
+                                  n_steps=args.n_steps, method=args.method)
+    if stats == "recalibrate":
+        data = load_data(args.data, cfg["in_channels"])[0][:args.calibration_samples]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RefodeWarning)  # _check_stats reports them
+        return model.rediscretize(basis=args.basis, n_basis=args.n_basis,
+                                  n_steps=args.n_steps, method=args.method, stats=stats,
+                                  data=data)
+
+
+def _check_stats(model, allow):
+    """Refuse (or, with ``allow``, warn about) variances that are not positive at a stage."""
+    if config_of(model)[0] != CONTINUOUS_NET:
+        return
+    bad = [(name, var, t, count) for name, layer in model.net.layers.items()
+           if hasattr(layer, "nonpositive_variances")
+           for var, t, count in layer.nonpositive_variances()]
+    if not bad:
+        return
+    name, var, t, count = bad[0]
+    message = (f"running variance {name}.{var} + eps <= 0 at the stage t = {float(t):.6g} "
+               f"({t}, {count} channels; {len(bad)} stage(s) in all): the model gives NaN "
+               "there")
+    if not allow:
+        raise RefodeError(f"{message}; use --stats recalibrate --data PATH or --stats "
+                          "positive, or pass --allow-nonpositive-stats to write it anyway")
+    print(f"refode compress: warning: {message}", file=sys.stderr)
 
 
 def _cmd_golden(args):
@@ -122,22 +188,23 @@ def _cmd_check(args):
 
 
 def _evaluate(model, x, y):
-    """Mean loss and accuracy in evaluation mode, in batches."""
+    """Mean loss, accuracy, count and non-finite predictions (counted wrong), batched."""
+    from .train import count_correct, count_nonfinite
+
     is_net = config_of(model)[0] == CONTINUOUS_NET
-    losses, correct, count = [], 0, 0
+    losses, correct, count, nonfinite = [], 0, 0, 0
     for start in range(0, len(x), EVAL_BATCH):
         xb, yb = x[start:start + EVAL_BATCH], np.asarray(y[start:start + EVAL_BATCH])
         if is_net:
             xb = np.asarray(xb, dtype=model.dtype)
             losses.append(model.loss(xb, yb, train=False) * len(xb))
-            correct += int(np.sum(model.forward(xb).argmax(axis=-1) == yb))
-            count += len(xb)
         else:
-            keep = yb != -100
-            losses.append(model.loss(xb, yb) * int(keep.sum()))
-            correct += int(np.sum((model.forward(xb).argmax(axis=-1) == yb) & keep))
-            count += int(keep.sum())
-    return sum(losses) / max(count, 1), correct / max(count, 1), count
+            losses.append(model.loss(xb, yb) * int(np.sum(yb != -100)))
+        logits = model.forward(xb)
+        c, n = count_correct(logits, yb)
+        correct, count = correct + c, count + n
+        nonfinite += count_nonfinite(logits, yb)
+    return sum(losses) / max(count, 1), correct / max(count, 1), count, nonfinite
 
 
 def _cmd_eval(args):
@@ -148,9 +215,9 @@ def _cmd_eval(args):
     x, y = load_data(args.data, cfg["in_channels"] if family == CONTINUOUS_NET else None)
     if args.limit:
         x, y = x[:args.limit], y[:args.limit]
-    loss, accuracy, count = _evaluate(model, x, y)
+    loss, accuracy, count, nonfinite = _evaluate(model, x, y)
     print(f"scheme {model.scheme}  N {model.n_steps}  samples {count}  "
-          f"loss {loss:.6f}  accuracy {accuracy:.4f}")
+          f"loss {loss:.6f}  accuracy {accuracy:.4f}  non-finite {nonfinite}")
     return 0
 
 
@@ -169,6 +236,33 @@ def _cmd_convergence(args):
             if 0 < i < len(steps) - 1 and d > 0 and diffs[i - 1] > 0:
                 order = f"{math.log(diffs[i - 1] / d) / math.log(n / steps[i - 1]):.2f}"
             print(f"{scheme:<10} {n:>6} {d:>12.3e} {order:>7}")
+    return 0
+
+
+def _cmd_convert(args):
+    from .io.statefulodenets import checkpoint_path, from_statefulodenets, input_files
+
+    out = args.output
+    if os.path.lexists(out):
+        if os.path.exists(out) and any(os.path.samefile(out, p)
+                                       for p in input_files(args.run_dir)):
+            raise RefodeError(f"OUT.h5 {out} is an input file of the run; choose another path")
+        if os.path.isdir(out):
+            raise RefodeError(f"OUT.h5 {out} is a folder; give a file path")
+        if not args.force:
+            raise RefodeError(f"OUT.h5 {out} exists; pass --force to overwrite it")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RefodeWarning)
+        model = from_statefulodenets(args.run_dir, dtype=args.dtype)
+    family, cfg = config_of(model)
+    print(f"read {checkpoint_path(args.run_dir)} ({ORIGINAL_CLASS[family]})")
+    print(f"model: {family}, {model.dtype}, {model.num_parameters():,} parameters")
+    print(f"basis: {cfg['basis']} K={cfg['n_basis']}  scheme: {cfg['scheme']} "
+          f"N={cfg['n_steps']}")
+    for w in caught:
+        print(f"refode convert: warning: {' '.join(str(w.message).split())}", file=sys.stderr)
+    save(model, out)
+    print(f"wrote {out}")
     return 0
 
 
@@ -192,6 +286,16 @@ def add_commands(sub):
     p.add_argument("--n-basis", required=True, type=_positive, metavar="K")
     p.add_argument("--n-steps", type=_positive, metavar="N", help="default: unchanged")
     p.add_argument("--method", choices=("projection", "interpolation"), default="projection")
+    p.add_argument("--stats", choices=("project", "recalibrate", "positive"), default="project",
+                   help="running statistics after the change of basis (default: project)")
+    p.add_argument("--data", nargs="+", metavar="PATH",
+                   help="images of --stats recalibrate: an .npz with x (and y), or IMAGES "
+                   "LABELS in IDX (MNIST) format")
+    p.add_argument("--calibration-samples", type=_positive, default=CALIBRATION_SAMPLES,
+                   metavar="M", help=f"images of --data used (default: {CALIBRATION_SAMPLES})")
+    p.add_argument("--allow-nonpositive-stats", action="store_true",
+                   help="write the model even if a running variance is not positive at a "
+                   "stage (it gives NaN there)")
     p = _add(sub, "golden", "write golden vectors (outputs, loss, gradients)", _cmd_golden)
     p.add_argument("model", metavar="MODEL.h5")
     p.add_argument("-o", "--output", required=True, metavar="GOLDEN.h5")
@@ -221,3 +325,13 @@ def add_commands(sub):
     p.add_argument("--n-steps", nargs="+", type=_positive, metavar="N")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED)
     p.add_argument("--batch", type=_positive, default=DEFAULT_BATCH)
+    p = _add(sub, "convert", "convert a run of the original code into a refode weight file",
+             _cmd_convert)
+    p.add_argument("source", choices=CONVERT_SOURCES, metavar="SOURCE",
+                   help="what RUN_DIR holds: statefulodenets (the original paper code's run "
+                   "folder)")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("output", metavar="OUT.h5")
+    p.add_argument("--dtype", choices=("float64", "float32"), default="float64",
+                   help="dtype of the model (default: float64)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing OUT.h5")

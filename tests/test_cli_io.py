@@ -13,7 +13,7 @@ from refode.io.summary import counts
 
 from tests.io.conftest import small_net, small_tagger
 
-COMMANDS = ("info", "compress", "golden", "check", "eval", "convergence")
+COMMANDS = ("info", "compress", "golden", "check", "eval", "convergence", "convert")
 
 
 @pytest.fixture(scope="module")
