@@ -4,9 +4,12 @@ Every command validates its input; bad input prints one line naming the problem
 (``refode: error: ...``) on standard error and exits with code 2, never a traceback.
 """
 import argparse
+import os
+import re
 import sys
+import warnings
 
-from .errors import RefodeError
+from .errors import RefodeError, RefodeWarning
 
 #: exit code for bad input (as argparse uses for usage errors).
 EXIT_BAD_INPUT = 2
@@ -18,9 +21,14 @@ EPILOG_DEMO = """examples:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (no usage block) and exit code 2."""
+    """argparse with one-line errors (no usage block) and exit code 2.
+
+    A type's message ``"must be ..."`` reads after the flag: ``--n-basis must be an
+    integer >= 1, got '2.5'`` (argparse itself writes ``argument --n-basis: must ...``).
+    """
 
     def error(self, message):
+        message = re.sub(r"^argument ([^:]+): must ", r"\1 must ", message)
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
 
 
@@ -50,8 +58,10 @@ def build_parser():
     demo.add_argument("--quiet", action="store_true", help="print only the final table")
     demo.set_defaults(func=_cmd_demo)
     from .cli_io import add_commands
+    from .cli_sweep import add_command as add_sweep
 
     add_commands(sub)
+    add_sweep(sub)
     return parser
 
 
@@ -60,7 +70,13 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_line(args.command, warnings.showwarning)
+            code = args.func(args)
+        sys.stdout.flush()   # a closed pipe shows here, inside the handler below
+        return code
+    except BrokenPipeError:
+        return _closed_stdout()
     except (RefodeError, OSError, ValueError, KeyError) as exc:
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"refode {args.command}: error: {message}", file=sys.stderr)
@@ -68,6 +84,31 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("refode: interrupted", file=sys.stderr)
         return 130
+
+
+def _warning_line(command, show):
+    """A ``warnings.showwarning`` printing a RefodeWarning as one line on stderr
+    (``refode info: warning: ...``) and any other warning with ``show``."""
+    def line(message, category, filename, lineno, file=None, text=None):
+        if issubclass(category, RefodeWarning):
+            print(f"refode {command}: warning: {' '.join(str(message).split())}",
+                  file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, text)
+    return line
+
+
+def _closed_stdout():
+    """Standard output was closed by its reader (``refode info f.h5 | head -1``): what
+    it read is all it wanted, so exit quietly with 0. Later writes, and the flush at
+    interpreter exit, go to ``os.devnull`` instead of raising again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):   # no file descriptor (captured output)
+        pass
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,6 +12,7 @@ import warnings
 
 import numpy as np
 
+from . import _cli_args
 from .errors import RefodeError, RefodeWarning
 from .io import load, save
 from .io import golden as golden_io
@@ -77,11 +78,7 @@ ORIGINAL_CLASS = {CONTINUOUS_NET: "ContinuousImageClassifier", TAGGER: "Continuo
 CONVERT_SOURCES = ("statefulodenets",)
 
 
-def _positive(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+_positive = _cli_args.positive   # argparse types: messages name the flag and the rule
 
 
 def _nonnegative_float(text):
@@ -97,11 +94,14 @@ def _cmd_info(args):
 
 
 def _cmd_compress(args):
+    _cli_args.check_output("OUT.h5", args.output, [args.input, *(args.data or [])],
+                           "refode-weights", args.force)
     model = load(args.input)
     new = _compressed(model, args)
     (total_a, dep_a), (total_b, dep_b) = counts(model), counts(new)
     print(f"basis: {model.basis.family} K={model.basis.n} N={model.n_steps} -> "
-          f"{new.basis.family} K={new.basis.n} N={new.n_steps} ({args.method})")
+          f"{new.basis.family} K={new.basis.n} N={new.n_steps} ({args.method}, "
+          f"statistics {args.stats})")
     print(f"parameters: {total_a:,} -> {total_b:,}")
     print(f"depth-dependent parameters: {dep_a:,} -> {dep_b:,}")
     after = depth_dependent(new)
@@ -160,6 +160,8 @@ def _check_stats(model, allow):
 
 
 def _cmd_golden(args):
+    _cli_args.check_output("-o", args.output, [args.model, args.inputs], "refode-golden",
+                           args.force)
     model = load(args.model)
     if args.inputs is not None:
         if args.seed is not None or args.batch is not None:
@@ -207,6 +209,17 @@ def _evaluate(model, x, y):
     return sum(losses) / max(count, 1), correct / max(count, 1), count, nonfinite
 
 
+def _checked_data(model, x, y, paths):
+    """The whole data set validated as the model's loss takes it, before any work."""
+    where = " ".join(map(str, paths))
+    if len(x) == 0 or len(y) == 0:
+        raise RefodeError(f"--data {where} holds no samples; pass a data set with at least one")
+    try:
+        return model.check_batch(x, y)
+    except RefodeError as exc:
+        raise type(exc)(f"--data {where}: {exc}") from None
+
+
 def _cmd_eval(args):
     model = load(args.model)
     if args.scheme or args.n_steps:
@@ -215,6 +228,7 @@ def _cmd_eval(args):
     x, y = load_data(args.data, cfg["in_channels"] if family == CONTINUOUS_NET else None)
     if args.limit:
         x, y = x[:args.limit], y[:args.limit]
+    x, y = _checked_data(model, x, y, args.data)
     loss, accuracy, count, nonfinite = _evaluate(model, x, y)
     print(f"scheme {model.scheme}  N {model.n_steps}  samples {count}  "
           f"loss {loss:.6f}  accuracy {accuracy:.4f}  non-finite {nonfinite}")
@@ -283,9 +297,11 @@ def add_commands(sub):
     p.add_argument("input", metavar="IN.h5")
     p.add_argument("output", metavar="OUT.h5")
     p.add_argument("--basis", required=True, metavar="FAMILY")
-    p.add_argument("--n-basis", required=True, type=_positive, metavar="K")
-    p.add_argument("--n-steps", type=_positive, metavar="N", help="default: unchanged")
+    p.add_argument("--n-basis", required=True, type=_cli_args.N_BASIS, metavar="K")
+    p.add_argument("--n-steps", type=_cli_args.N_STEPS, metavar="N", help="default: unchanged")
     p.add_argument("--method", choices=("projection", "interpolation"), default="projection")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite OUT.h5 even if it is the input or not a weight file")
     p.add_argument("--stats", choices=("project", "recalibrate", "positive"), default="project",
                    help="running statistics after the change of basis (default: project)")
     p.add_argument("--data", nargs="+", metavar="PATH",
@@ -300,12 +316,16 @@ def add_commands(sub):
     p.add_argument("model", metavar="MODEL.h5")
     p.add_argument("-o", "--output", required=True, metavar="GOLDEN.h5")
     p.add_argument("--inputs", metavar="FILE.npz", help="inputs x and targets y")
-    p.add_argument("--seed", type=int, help=f"seed of generated inputs ({DEFAULT_SEED})")
-    p.add_argument("--batch", type=_positive, help=f"batch of generated inputs ({DEFAULT_BATCH})")
+    p.add_argument("--seed", type=_cli_args.seed,
+                   help=f"seed of generated inputs ({DEFAULT_SEED})")
+    p.add_argument("--batch", type=_cli_args.BATCH,
+                   help=f"batch of generated inputs ({DEFAULT_BATCH})")
     p.add_argument("--mode", choices=MODES, default="train",
                    help="batch statistics (train, default) or running statistics (eval)")
     p.add_argument("--rtol", type=_nonnegative_float, help="stored tolerance (dtype default)")
     p.add_argument("--atol", type=_nonnegative_float, help="stored tolerance (dtype default)")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite GOLDEN.h5 even if it is an input or not a golden file")
     p = _add(sub, "check", "compare a candidate file with a golden file", _cmd_check)
     p.add_argument("golden", metavar="GOLDEN.h5")
     p.add_argument("candidate", metavar="CANDIDATE.h5")
@@ -316,15 +336,16 @@ def add_commands(sub):
     p.add_argument("--data", required=True, nargs="+", metavar="PATH",
                    help="an .npz with x and y, or IMAGES LABELS in IDX (MNIST) format")
     p.add_argument("--scheme", help="integrate with this tableau instead")
-    p.add_argument("--n-steps", type=_positive, metavar="N", help="integrate with N steps")
+    p.add_argument("--n-steps", type=_cli_args.N_STEPS, metavar="N",
+                   help="integrate with N steps")
     p.add_argument("--limit", type=_positive, help="evaluate only the first LIMIT samples")
     p = _add(sub, "convergence", "output differences as the discretization refines",
              _cmd_convergence)
     p.add_argument("model", metavar="MODEL.h5")
     p.add_argument("--schemes", nargs="+", metavar="SCHEME")
-    p.add_argument("--n-steps", nargs="+", type=_positive, metavar="N")
-    p.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    p.add_argument("--batch", type=_positive, default=DEFAULT_BATCH)
+    p.add_argument("--n-steps", nargs="+", type=_cli_args.N_STEPS, metavar="N")
+    p.add_argument("--seed", type=_cli_args.seed, default=DEFAULT_SEED)
+    p.add_argument("--batch", type=_cli_args.BATCH, default=DEFAULT_BATCH)
     p = _add(sub, "convert", "convert a run of the original code into a refode weight file",
              _cmd_convert)
     p.add_argument("source", choices=CONVERT_SOURCES, metavar="SOURCE",

@@ -8,16 +8,24 @@ trained with SGD momentum and multilevel refinement ``K = N = 1 -> 2 -> 4 -> 8``
 compressed without retraining and without data, by exact L2 projection (and, for
 comparison, interpolation) onto fewer piecewise-constant pieces, FEM hat functions
 and Legendre polynomials, and every variant is evaluated with several schemes and
-step counts (graph shortening).
+step counts (graph shortening). The K = 2 compressions are also evaluated with the
+other statistics policies (``stats="recalibrate"`` on 256 training images and
+``stats="positive"``). All evaluations are the cells of one :func:`refode.sweep.run_sweep`
+(a Dask LocalCluster of :data:`SWEEP_WORKERS` single-threaded worker processes).
 
 Writes to ``out``: ``model.h5`` (:func:`refode.save`), ``golden.h5``
 (:func:`refode.io.golden.write` on 8 test images), ``checkpoint.h5`` (the last
 training checkpoint), ``report.json`` (one row per evaluated configuration),
-``accuracy_vs_parameters.png`` and ``accuracy_vs_steps.png``.
+``accuracy_vs_parameters.png`` and ``accuracy_vs_steps.png``; ``data/test.npz`` and
+``data/calibration.npz`` (the sweep's inputs), ``sweep.json`` (its configuration:
+``refode sweep out/demo/sweep.json --data out/demo/data/test.npz --out DIR`` reruns it)
+and ``sweep/`` (its table ``results.csv``/``results.json``, ``pareto_parameters.png``,
+``pareto_time.png`` and ``cells/``).
 """
 import contextlib
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -55,8 +63,19 @@ COMPRESSIONS = (
 )
 #: (scheme, N) at which every compressed model is evaluated (plus Euler with N = K).
 COMPRESSED_RUNS = (("euler", 8), ("midpoint", 4), ("rk4", 2))
-REPORT_KEYS = ("basis", "n_basis", "method", "scheme", "n_steps", "accuracy",
-               "n_parameters", "seconds")
+#: (basis, K, method, stats) of the statistics-policy comparison, evaluated at the same
+#: runs as the compressions: projected lines and polynomials with their variances
+#: re-estimated on training images or projected positively.
+POLICY_COMPRESSIONS = [(f, 2, "projection", s) for f in ("piecewise_constant", "fem_linear",
+                                                         "legendre")
+                       for s in ("project", "recalibrate", "positive")]
+#: training images of ``stats="recalibrate"``.
+CALIBRATION_IMAGES = 256
+#: worker processes of the sweep (0: one thread in this process, which reuses the kernels
+#: the training compiled; every worker process compiles them once, about 15 s).
+SWEEP_WORKERS = 2
+REPORT_KEYS = ("basis", "n_basis", "method", "stats", "scheme", "n_steps", "accuracy",
+               "nonfinite", "n_parameters", "seconds")
 
 
 def load_digits_split(seed):
@@ -115,35 +134,62 @@ def train(x, y, x_test, y_test, seed, out, quiet):
     return trainer.fit(x, y)
 
 
-def _row(model, method, x, y):
-    start = time.perf_counter()
-    accuracy = evaluate(model, x, y)
-    return {"basis": model.basis.family, "n_basis": model.basis.n, "method": method,
-            "scheme": model.scheme, "n_steps": model.n_steps, "accuracy": accuracy,
-            "n_parameters": model.num_parameters(), "seconds": time.perf_counter() - start}
+def sweep_config(model_file="model.h5", calibration="data/calibration.npz"):
+    """The demo's sweep: the trained model at every scheme and N, then every compression
+    (Euler with N = K and :data:`COMPRESSED_RUNS`), then :data:`POLICY_COMPRESSIONS`."""
+    grids = [{"scheme": list(SCHEMES), "n_steps": list(STEP_SWEEP)}]
+    cells = [(f, k, m, "project") for f, k, m in COMPRESSIONS] + list(POLICY_COMPRESSIONS)
+    for family, k, method, stats in cells:
+        base = {"basis": [family], "n_basis": [k], "method": [method], "stats": [stats]}
+        grids.append({**base, "scheme": ["euler"], "n_steps": ["K"]})
+        grids += [{**base, "scheme": [s], "n_steps": [n]} for s, n in COMPRESSED_RUNS]
+    return {"model": model_file, "grid": grids,
+            "calibration": {"data": calibration, "samples": CALIBRATION_IMAGES}}
 
 
-def evaluate_all(model, x, y):
-    """Report rows: the trained model at every scheme and N, then every compression."""
-    rows = [_row(model.rediscretize(scheme=s, n_steps=n), "trained", x, y)
-            for s in SCHEMES for n in STEP_SWEEP]
-    for family, k, method in COMPRESSIONS:
-        small = model.rediscretize(basis=family, n_basis=k, method=method)
-        runs = dict.fromkeys((("euler", k),) + COMPRESSED_RUNS)
-        rows += [_row(small.rediscretize(scheme=s, n_steps=n), method, x, y) for s, n in runs]
+def evaluate_all(model, x, y, x_calibration, out, quiet=True):
+    """Report rows (keys :data:`REPORT_KEYS`) of the sweep of :func:`sweep_config`.
+
+    Writes ``out/data``, ``out/sweep.json`` and a fresh ``out/sweep``; ``model`` must be
+    saved as ``out/model.h5``. The trained model's rows have method ``"trained"``.
+    """
+    from .sweep import run_sweep
+
+    data = os.path.join(out, "data")
+    os.makedirs(data, exist_ok=True)
+    for name, arrays in (("test.npz", {"x": x, "y": y}),
+                         ("calibration.npz", {"x": x_calibration,
+                                              "y": np.zeros(len(x_calibration), np.int64)})):
+        with _io.atomic_path(os.path.join(data, name)) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+    config = os.path.join(out, "sweep.json")
+    _io.write_text(config, json.dumps(sweep_config(), indent=1) + "\n")
+    shutil.rmtree(os.path.join(out, "sweep"), ignore_errors=True)  # a new model: recompute
+    result = run_sweep(config, [os.path.join(data, "test.npz")], os.path.join(out, "sweep"),
+                       n_workers=max(SWEEP_WORKERS, 1), processes=SWEEP_WORKERS > 0,
+                       progress=not quiet)
+    rows = []
+    for r in result.rows:
+        if r["status"] != "ok":
+            raise RuntimeError(f"sweep cell {r['id']} failed: {r['error']}")
+        trained = ((r["basis"], r["n_basis"]) == (model.basis.family, model.basis.n)
+                   and r["stats"] == "project")
+        rows.append({**{k: r[k] for k in REPORT_KEYS},
+                     "method": "trained" if trained else r["method"]})
     return rows
 
 
 def format_table(report):
     """The report as a fixed-width text table."""
-    head = (f"{'basis':<19}{'K':>3}  {'method':<14}{'scheme':<9}{'N':>3}  {'accuracy':>8}  "
-            f"{'params':>7}  {'ms':>7}")
+    head = (f"{'basis':<19}{'K':>3}  {'method':<14}{'stats':<12}{'scheme':<9}{'N':>3}  "
+            f"{'accuracy':>8}  {'params':>7}  {'ms':>7}")
     lines = [head, "-" * len(head)]
     for r in report:
         lines.append(
-            f"{r['basis']:<19}{r['n_basis']:>3}  {r['method']:<14}{r['scheme']:<9}"
-            f"{r['n_steps']:>3}  {100 * r['accuracy']:7.2f}%  {r['n_parameters']:>7}  "
-            f"{1e3 * r['seconds']:7.1f}")
+            f"{r['basis']:<19}{r['n_basis']:>3}  {r['method']:<14}{r['stats']:<12}"
+            f"{r['scheme']:<9}{r['n_steps']:>3}  {100 * r['accuracy']:7.2f}%  "
+            f"{r['n_parameters']:>7}  {1e3 * r['seconds']:7.1f}")
     return "\n".join(lines)
 
 
@@ -155,7 +201,8 @@ def write_plots(report, out):
 
     paths = [os.path.join(out, n) for n in ("accuracy_vs_parameters.png", "accuracy_vs_steps.png")]
     fig, ax = plt.subplots(figsize=(6, 4))
-    shallow = [r for r in report if r["scheme"] == "euler" and r["n_steps"] == r["n_basis"]]
+    shallow = [r for r in report if r["scheme"] == "euler" and r["n_steps"] == r["n_basis"]
+               and r["stats"] == "project"]
     for key in sorted({(r["basis"], r["method"]) for r in shallow}):
         pts = sorted((r["n_parameters"], 100 * r["accuracy"]) for r in shallow
                      if (r["basis"], r["method"]) == key)
@@ -210,14 +257,15 @@ def run_demo(out="out/demo", seed=0, quiet=False):
         model = train(x_train, y_train, x_test, y_test, seed, out, quiet)
         log(f"trained in {time.perf_counter() - start:.1f} s "
             f"({model.num_parameters()} parameters at K = {model.basis.n})")
-        report = evaluate_all(model, x_test, y_test)
         save(model, os.path.join(out, "model.h5"))
         golden.write(os.path.join(out, "golden.h5"), model, x_test[:GOLDEN_IMAGES],
                      y_test[:GOLDEN_IMAGES], mode="eval")
+        report = evaluate_all(model, x_test, y_test, x_train[:CALIBRATION_IMAGES], out, quiet)
     print(format_table(report))
     _io.write_text(os.path.join(out, "report.json"), json.dumps(report, indent=1) + "\n")
     plots = write_plots(report, out)
     names = ["model.h5", "golden.h5", "checkpoint.h5", "report.json"] + [
-        os.path.basename(p) for p in plots]
+        os.path.basename(p) for p in plots] + ["sweep.json", "data/", "sweep/ (results.csv, "
+                                               "pareto_parameters.png, pareto_time.png)"]
     log(f"wrote {', '.join(names)} to {out} in {time.perf_counter() - start:.1f} s")
     return report

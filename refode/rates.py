@@ -7,7 +7,7 @@ no complex conjugate, so complex-step derivatives (complex128 inputs) are exact.
 import numpy as np
 
 from . import _validate
-from .errors import RefodeError
+from .errors import RefodeError, ShapeError
 
 #: default standard deviation of random coefficients, relative to ``1/sqrt(d)``.
 DEFAULT_SCALE = 1.0
@@ -24,6 +24,19 @@ class DenseTanh:
     def shapes(d):
         """Shapes of the weights for width ``d``: ``{"W": (d, d), "b": (d,)}``."""
         return {"W": (d, d), "b": (d,)}
+
+    def theta_shapes(self, h_shape):
+        """The weights for a state of shape ``h_shape`` (``(batch, d)`` or ``(d,)``).
+
+        Raises
+        ------
+        ShapeError
+            ``h_shape`` is not 1-D or 2-D, or ``d`` is 0.
+        """
+        if len(h_shape) not in (1, 2) or h_shape[-1] < 1:
+            raise ShapeError(f"`h0` has shape {tuple(h_shape)}; DenseTanh integrates states "
+                             "(batch, d) or (d,) with d >= 1")
+        return self.shapes(h_shape[-1])
 
     def forward(self, t, h, theta):
         """``tanh(h @ W.T + b)``, shape of ``h``."""

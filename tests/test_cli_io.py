@@ -3,6 +3,7 @@ import gzip
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -147,3 +148,55 @@ def test_golden_from_an_inputs_file_equals_the_seeded_one(tmp_path, capsys):
                      "--inputs", str(tmp_path / "in.npz"), "--seed", "1"]) == 2
     assert "either --inputs or --seed" in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path)) == ["a.h5", "b.h5", "in.npz", "m.h5"]
+
+
+@pytest.fixture(scope="module")
+def decaying(tmp_path_factory):
+    """An rk4 N = 1 net (pc K = 4) whose block2 bn1 variance falls 1 -> 0.01 over depth,
+    and an .npz of images: projected onto a line, that variance is negative at t = 1."""
+    folder = tmp_path_factory.mktemp("stats")
+    model = small_net(n_basis=4, n_steps=1).rediscretize(scheme="rk4")
+    model.net.layers["block2"].state["bn1.var"][:] = np.array([1.0, 0.4, 0.05, 0.01])[:, None]
+    refode.save(model, folder / "decaying.h5")
+    rng = np.random.default_rng(3)
+    np.savez(folder / "x.npz", x=rng.random((6, 1, 6, 6)), y=rng.integers(0, 3, 6))
+    return folder
+
+
+def test_compress_refuses_nonpositive_statistics_naming_block_and_stage(decaying, capsys):
+    src, out = decaying / "decaying.h5", decaying / "line.h5"
+    args = ["compress", str(src), str(out), "--basis", "legendre", "--n-basis", "2"]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("refode compress: error: running variance block2.bn1.var + eps <= 0 "
+                          "at the stage t = 1 ") and "--allow-nonpositive-stats" in err
+    assert not out.exists()
+    assert cli.main(args + ["--allow-nonpositive-stats"]) == 0
+    assert "warning: running variance block2.bn1.var" in capsys.readouterr().err
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", refode.errors.RefodeWarning)  # load may warn too
+        assert refode.load(out).net.layers["block2"].nonpositive_variances()
+
+
+@pytest.mark.parametrize("policy", ["positive", "recalibrate"])
+def test_compress_statistics_policies_write_positive_variances(decaying, tmp_path, policy,
+                                                               capsys):
+    out = tmp_path / "line.h5"
+    extra = ["--data", str(decaying / "x.npz"), "--calibration-samples", "4"] \
+        if policy == "recalibrate" else []
+    assert cli.main(["compress", str(decaying / "decaying.h5"), str(out), "--basis",
+                     "legendre", "--n-basis", "2", "--stats", policy, *extra]) == 0
+    model = refode.load(out)
+    assert all(b.nonpositive_variances() == [] for b in model.blocks())
+    assert np.isfinite(model.forward(np.load(decaying / "x.npz")["x"])).all()
+    capsys.readouterr()
+    assert cli.main(["eval", str(out), "--data", str(decaying / "x.npz")]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("non-finite 0")
+
+
+def test_compress_recalibrate_needs_data_and_data_needs_recalibrate(decaying, tmp_path, capsys):
+    base = ["compress", str(decaying / "decaying.h5"), str(tmp_path / "o.h5"), "--basis",
+            "legendre", "--n-basis", "2"]
+    assert cli.main(base + ["--stats", "recalibrate"]) == 2
+    assert cli.main(base + ["--data", str(decaying / "x.npz")]) == 2
+    assert capsys.readouterr().err.count("--stats recalibrate needs --data") == 2

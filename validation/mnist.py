@@ -26,10 +26,18 @@ What it does, with the defaults (every number is an option):
    Euler N = K (compression and a shorter graph together).
    A compressed running variance can become negative at a stage (projection onto
    lines and polynomials need not keep a positive function positive); that model
-   gives NaN logits, which the table marks (column "stages with var <= 0") instead
-   of hiding behind the accuracy that ``argmax`` of NaN happens to give.
+   gives NaN logits, which the table marks (column "stages with var <= 0") and
+   :func:`refode.train.evaluate` counts as wrong. The projections are therefore also
+   evaluated with the other statistics policies of ``rediscretize``: ``recalibrate``
+   (running statistics re-estimated on the first :data:`CALIBRATION_IMAGES` training
+   images, weights frozen) and ``positive`` (variances projected in the log domain).
 4. **Discretization table.** The trained model evaluated with Euler, midpoint and RK4
    at N = 1, 2, 4, 8, 16, 32 steps (no retraining).
+
+Tables 3 and 4 are the cells of one sweep (:func:`refode.sweep.run_sweep`, Dask
+LocalCluster of ``--workers`` processes): ``OUT/sweep.json`` is its configuration,
+``OUT/data/`` its inputs (the pooled test split and the calibration images) and
+``OUT/sweep/`` its table and Pareto plots; an interrupted run resumes there.
 
 Writes ``OUT/model.h5`` (:func:`refode.save`), ``OUT/checkpoint.h5``,
 ``OUT/report.json`` (rows, training history, command, seed, data checksums, refode
@@ -55,7 +63,8 @@ from refode.errors import RefodeWarning  # noqa: E402
 from refode.demo import single_threaded_blas  # noqa: E402
 from refode.io.data import IMAGE_RANK, LABEL_RANK, PIXEL_MAX, read_idx  # noqa: E402
 from refode.models import ContinuousNet  # noqa: E402
-from refode.train import SGD, Trainer, evaluate  # noqa: E402
+from refode.sweep import run_sweep  # noqa: E402
+from refode.train import SGD, Trainer  # noqa: E402
 from validation.provenance import git_revision  # noqa: E402
 
 #: file names of the MNIST test set inside ``--data`` (a plain copy without .gz works too).
@@ -81,6 +90,10 @@ METHODS = ("projection", "interpolation")
 #: schemes and step counts of the discretization table.
 SCHEMES = ("euler", "midpoint", "rk4")
 STEP_COUNTS = (1, 2, 4, 8, 16, 32)
+#: statistics policies of the projections in the compression table.
+POLICIES = ("project", "recalibrate", "positive")
+#: training images the ``recalibrate`` policy re-estimates the statistics on.
+CALIBRATION_IMAGES = 1024
 #: targets of issue 5.
 TARGET_ACCURACY = 0.98
 
@@ -107,6 +120,8 @@ def parse_args(argv=None):
     p.add_argument("--compress-to", type=_ints, default=COMPRESS_TO)
     p.add_argument("--step-counts", type=_ints, default=STEP_COUNTS)
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.h5")
+    p.add_argument("--workers", type=int, default=2,
+                   help="sweep worker processes (0: one thread in this process)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
@@ -166,51 +181,64 @@ def train(args, x, y, x_test, y_test):
     return model, trainer.history
 
 
-def _rediscretize(model, **kwargs):
-    """``model.rediscretize(**kwargs)`` without the negative-variance warning.
-
-    The warning's content is kept: :func:`_row` counts the stages whose running
-    variance is not positive and the tables mark them.
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RefodeWarning)
-        return model.rediscretize(**kwargs)
-
-
-def _row(table, model, method, x, y, full_k):
-    start = time.perf_counter()
-    accuracy = evaluate(model, x, y)
-    seconds = time.perf_counter() - start
-    depth = sum(a.size for b in model.blocks() for a in b.params.values())
-    bad = sum(len(b.nonpositive_variances()) for b in model.blocks())
-    return {"table": table, "basis": model.basis.family, "n_basis": model.basis.n,
-            "method": method, "scheme": model.scheme, "n_steps": model.n_steps,
-            "accuracy": accuracy, "n_parameters": model.num_parameters(),
-            "depth_parameters": int(depth), "seconds": seconds,
-            "nonpositive_variance_stages": int(bad), "full_k": full_k}
+def sweep_config(args, model):
+    """The sweep of tables 3 and 4 (paths relative to OUT)."""
+    n = model.n_steps
+    grids = [{},  # the trained model
+             {"basis": list(FAMILIES), "n_basis": list(args.compress_to),
+              "method": list(METHODS)},
+             {"basis": list(FAMILIES), "n_basis": list(args.compress_to),
+              "method": ["projection"], "stats": list(POLICIES[1:])},
+             {"scheme": list(SCHEMES), "n_steps": list(args.step_counts)}]
+    shorter = [s for s in args.compress_to if s != n]
+    if shorter:  # piecewise-constant projections also with N = K
+        grids.insert(3, {"basis": ["piecewise_constant"], "n_basis": shorter, "n_steps": ["K"]})
+    return {"model": "model.h5", "grid": grids,
+            "calibration": {"data": "data/calibration.npz", "samples": CALIBRATION_IMAGES}}
 
 
-def evaluate_tables(args, model, x, y, log):
-    """Rows of the compression table, then of the discretization table."""
+def evaluate_tables(args, model, x, y, x_calibration, log):
+    """Rows of the compression table, then of the discretization table (one sweep)."""
+    data = os.path.join(args.out, "data")
+    os.makedirs(data, exist_ok=True)
+    for name, arrays in (("test.npz", {"x": x, "y": y}),
+                         ("calibration.npz", {"x": x_calibration,
+                                              "y": np.zeros(len(x_calibration), np.int64)})):
+        with _io.atomic_path(os.path.join(data, name)) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+    config = os.path.join(args.out, "sweep.json")
+    _io.write_text(config, json.dumps(sweep_config(args, model), indent=1) + "\n")
+    result = run_sweep(config, [os.path.join(data, "test.npz")],
+                       os.path.join(args.out, "sweep"), n_workers=max(args.workers, 1),
+                       processes=args.workers > 0, progress=not args.quiet)
     k, n = model.basis.n, model.n_steps
-    rows = [_row("compression", model, "trained", x, y, k)]
-    log(f"trained K = {k}: {100 * rows[0]['accuracy']:.2f}%")
-    for family in FAMILIES:
-        for size in args.compress_to:
-            for method in METHODS:
-                small = _rediscretize(model, basis=family, n_basis=size, method=method)
-                rows.append(_row("compression", small, method, x, y, k))
-                if family == "piecewise_constant" and method == "projection" and size != n:
-                    short = _rediscretize(small, n_steps=size)
-                    rows.append(_row("compression", short, method, x, y, k))
-                log(f"{family} K = {size} {method}: {100 * rows[-1]['accuracy']:.2f}%")
-    for scheme in SCHEMES:
-        for steps in args.step_counts:
-            rows.append(_row("discretization",
-                             _rediscretize(model, scheme=scheme, n_steps=steps),
-                             "trained", x, y, k))
-            log(f"{scheme} N = {steps}: {100 * rows[-1]['accuracy']:.2f}%")
-    return rows
+    compression, discretization = [], []
+    for r in result.rows:
+        if r["status"] != "ok":
+            raise SystemExit(f"error: sweep cell {r['id']} failed: {r['error']}")
+        trained = (r["basis"], r["n_basis"], r["stats"]) == (model.basis.family, k, "project")
+        row = {"basis": r["basis"], "n_basis": r["n_basis"],
+               "method": "trained" if trained else r["method"], "stats": r["stats"],
+               "scheme": r["scheme"], "n_steps": r["n_steps"], "accuracy": r["accuracy"],
+               "nonfinite": r["nonfinite"], "loss": r["loss"],
+               "n_parameters": r["n_parameters"], "depth_parameters": r["depth_parameters"],
+               "l2_error": r["l2_error"], "seconds": r["seconds"],
+               "nonpositive_variance_stages": r["nonpositive_stages"], "full_k": k}
+        if trained and (r["scheme"], r["n_steps"]) != (model.scheme, n):
+            discretization.append({**row, "table": "discretization"})
+        else:
+            compression.append({**row, "table": "compression"})
+            if trained:  # the trained discretization is also a cell of table 4
+                discretization.append({**row, "table": "discretization"})
+    compression.sort(key=lambda r: (r["method"] != "trained", FAMILIES.index(r["basis"])
+                                    if r["basis"] in FAMILIES else -1, -r["n_basis"],
+                                    r["method"], POLICIES.index(r["stats"]), -r["n_steps"]))
+    for r in compression:
+        log(f"{r['basis']} K = {r['n_basis']} {r['method']} {r['stats']} N = {r['n_steps']}: "
+            f"{100 * r['accuracy']:.2f}%")
+    return compression + [r for r in discretization if r["scheme"] in SCHEMES
+                          and r["n_steps"] in args.step_counts]
 
 
 def format_tables(rows, history):
@@ -220,15 +248,16 @@ def format_tables(rows, history):
     for h in history:
         out.append(f"| {h['epoch'] + 1} | {h['n_basis']} | {h['loss']:.4f} | "
                    f"{100 * h['accuracy']:.2f}% | {h['seconds']:.0f} |")
-    out += ["", "| basis | K | method | scheme | N | test accuracy | parameters "
+    out += ["", "| basis | K | method | statistics | scheme | N | test accuracy | parameters "
             "(depth-dependent) | stages with var <= 0 | inference s |",
-            "|---|---:|---|---|---:|---:|---:|---:|---:|"]
+            "|---|---:|---|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         if r["table"] == "compression":
             bad = r["nonpositive_variance_stages"]
-            acc = f"{100 * r['accuracy']:.2f}%" + (" (NaN logits)" if bad else "")
-            out.append(f"| {r['basis']} | {r['n_basis']} | {r['method']} | {r['scheme']} | "
-                       f"{r['n_steps']} | {acc} | {r['n_parameters']:,} "
+            acc = f"{100 * r['accuracy']:.2f}%" + (
+                f" ({r['nonfinite']:,} NaN predictions)" if r["nonfinite"] else "")
+            out.append(f"| {r['basis']} | {r['n_basis']} | {r['method']} | {r['stats']} | "
+                       f"{r['scheme']} | {r['n_steps']} | {acc} | {r['n_parameters']:,} "
                        f"({r['depth_parameters']:,}) | {bad} | {r['seconds']:.1f} |")
     disc = [r for r in rows if r["table"] == "discretization"]
     steps = sorted({r["n_steps"] for r in disc})
@@ -252,7 +281,7 @@ def main(argv=None):
         model, history = train(args, x, y, x_test, y_test)
         train_seconds = time.perf_counter() - start
         save(model, os.path.join(args.out, "model.h5"))
-        rows = evaluate_tables(args, model, x_test, y_test, log)
+        rows = evaluate_tables(args, model, x_test, y_test, x[:CALIBRATION_IMAGES], log)
     tables = format_tables(rows, history)
     commit, dirty = git_revision()
     report = {"command": "python validation/mnist.py " + " ".join(

@@ -55,6 +55,10 @@ Tables (test token accuracy)
     2. Graph shortening of the trained model: Euler, midpoint and RK4 with
        ``N = 1, 2, 4, ..., K_full`` steps.
 
+Both tables are the cells of one sweep (:func:`refode.sweep.run_sweep`: a Dask
+LocalCluster of ``--workers`` processes, ``OUT/sweep.json``, ``OUT/data/test.npz``,
+``OUT/sweep/`` with its table and Pareto plots).
+
 Writes ``OUT/report.json`` (rows, training history, command, seed, refode revision),
 ``OUT/tables.md`` (the markdown tables), ``OUT/model.h5`` (:func:`refode.save`),
 ``OUT/checkpoint.h5`` and ``OUT/history.json``; prints the tables on standard output and
@@ -77,6 +81,8 @@ from refode import _io  # noqa: E402
 from refode.io import UPOS_TAGS  # noqa: E402
 from refode.models import ContinuousTagger  # noqa: E402
 from refode.demo import single_threaded_blas  # noqa: E402
+from refode.sweep import cell_id, parse_config, run_sweep  # noqa: E402
+from refode.sweep.config import resolve_cell  # noqa: E402
 from refode.train import Adam, Trainer, evaluate, length_batches, trim_padding  # noqa: E402
 from validation.provenance import git_revision  # noqa: E402
 from validation.tagging_data import PAD_ID, WORD_DROPOUT, WordDropout, load  # noqa: E402
@@ -147,49 +153,69 @@ def train(data, args):
 
 
 # ------------------------------------------------------------------ tables
-def row(model, method, x, y):
-    """One table row: test accuracy of ``model`` and its sizes."""
-    start = time.perf_counter()
-    accuracy = evaluate(model, x, y, batch_size=EVAL_SENTENCES, collate=trim_padding)
-    return {"basis": model.basis.family, "n_basis": model.basis.n, "method": method,
-            "scheme": model.scheme, "n_steps": model.n_steps, "accuracy": accuracy,
-            "depth_parameters": model.num_parameters(depth_dependent=True),
-            "parameters": model.num_parameters(), "seconds": time.perf_counter() - start}
-
-
 def _sizes(family, k_full):
     """``K = 1, 2, 4, ..., k_full`` that the family allows (FEM and DG need K >= 2)."""
     sizes = [2 ** j for j in range(int(np.log2(k_full)) + 1)]
     return [k for k in sizes if family == "piecewise_constant" or k >= 2]
 
 
-def compression_rows(model, x, y, log):
-    """Table 1: the trained model, then every (family, K, method) at Euler N = K_full."""
+def sweep_grids(model):
+    """``(compression, steps)``: the grids of tables 1 and 2 (refode.sweep configuration)."""
     k_full = model.basis.n
-    rows = [row(model, "trained", x, y)]
-    log(rows[-1])
+    compression = [{}]  # the trained model
     for family in FAMILIES:
-        for k in reversed(_sizes(family, k_full)):
-            if family == BASIS and k == k_full:
-                continue  # the trained model itself
-            for method in METHODS:
-                start = time.perf_counter()
-                small = model.rediscretize(basis=family, n_basis=k, scheme="euler",
-                                           n_steps=k_full, method=method)
-                rows.append(row(small, method, x, y))
-                rows[-1]["seconds"] = time.perf_counter() - start
-                log(rows[-1])
-    return rows
+        sizes = [k for k in reversed(_sizes(family, k_full))
+                 if not (family == BASIS and k == k_full)]  # not the trained model itself
+        if sizes:
+            compression.append({"basis": [family], "n_basis": sizes, "method": list(METHODS),
+                                "scheme": ["euler"], "n_steps": [k_full]})
+    steps = [{"scheme": list(SCHEMES), "n_steps": _sizes(BASIS, k_full)}]
+    return compression, steps
 
 
-def steps_rows(model, x, y, log):
-    """Table 2: the trained model with every scheme at N = 1, 2, 4, ..., K_full."""
-    rows = []
-    for scheme in SCHEMES:
-        for n in _sizes(BASIS, model.basis.n):
-            rows.append(row(model.rediscretize(scheme=scheme, n_steps=n), "trained", x, y))
-            log(rows[-1])
-    return rows
+def _ids(grids, model):
+    cfg = parse_config({"model": "model.h5", "grid": grids})
+    return [cell_id(resolve_cell(c, model)) for c in cfg["cells"]]
+
+
+def sweep_tables(args, model, x, y, log):
+    """Tables 1 and 2: the cells of one sweep (:func:`refode.sweep.run_sweep`) of the
+    test split (``OUT/data/test.npz``, ``OUT/sweep.json``, ``OUT/sweep/``).
+
+    A compression row's seconds are the change of basis plus the evaluation; a steps
+    row's the evaluation.
+    """
+    compression, steps = sweep_grids(model)
+    data = os.path.join(args.out, "data")
+    os.makedirs(data, exist_ok=True)
+    with _io.atomic_path(os.path.join(data, "test.npz")) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, x=x, y=y)
+    config = os.path.join(args.out, "sweep.json")
+    _io.write_text(config, json.dumps({"model": "model.h5", "grid": compression + steps,
+                                       "batch_size": EVAL_SENTENCES}, indent=1) + "\n")
+    result = run_sweep(config, [os.path.join(data, "test.npz")],
+                       os.path.join(args.out, "sweep"), n_workers=max(args.workers, 1),
+                       processes=args.workers > 0, progress=not args.quiet)
+    cells = {r["id"]: r for r in result.rows}
+
+    def rows(grids, method_of_trained, timed_compression):
+        out = []
+        for i in _ids(grids, model):
+            r = cells[i]
+            if r["status"] != "ok":
+                raise SystemExit(f"error: sweep cell {i} failed: {r['error']}")
+            trained = (r["basis"], r["n_basis"]) == (model.basis.family, model.basis.n)
+            out.append({"basis": r["basis"], "n_basis": r["n_basis"],
+                        "method": method_of_trained if trained else r["method"],
+                        "scheme": r["scheme"], "n_steps": r["n_steps"],
+                        "accuracy": r["accuracy"], "depth_parameters": r["depth_parameters"],
+                        "parameters": r["n_parameters"],
+                        "seconds": r["seconds"] + (r["compress_seconds"] if timed_compression
+                                                   and not trained else 0.0)})
+            log(out[-1])
+        return out
+    return rows(compression, "trained", True), rows(steps, "trained", False)
 
 
 def _cell(key, value):
@@ -257,6 +283,8 @@ def parse_args(argv):
                    help="train on the first sentences only (0: all)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.h5")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--workers", type=int, default=2,
+                   help="sweep worker processes (0: one thread in this process)")
     args = p.parse_args(argv)
     if not args.epochs or min(args.epochs) < 1:
         p.error("--epochs must be positive integers, one per level, e.g. 3,2,2,2")
@@ -289,8 +317,7 @@ def _run(args, argv, started, log):
     trained_at = time.perf_counter()
     refode.save(model, os.path.join(args.out, "model.h5"))
     test_x, test_y = data["test"]
-    compression = compression_rows(model, test_x, test_y, log)
-    steps = steps_rows(model, test_x, test_y, log)
+    compression, steps = sweep_tables(args, model, test_x, test_y, log)
     full = compression[0]["accuracy"]
     half = next(r["accuracy"] for r in compression if r["basis"] == BASIS
                 and r["method"] == "projection" and r["n_basis"] == model.basis.n // 2) \

@@ -25,7 +25,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .. import _validate
+from .. import _validate, limits
 from ..errors import BasisError
 
 _REGISTRY = {}
@@ -72,7 +72,8 @@ def basis(family, n, interval=(0.0, 1.0)):
         One of :func:`families` (``piecewise_constant``, ``piecewise_linear``,
         ``fem_linear``, ``poly_linear``, ``legendre``, ``chebyshev``, ``fourier``).
     n : int
-        Number of basis functions ``K`` (the leading axis of coefficient arrays).
+        Number of basis functions ``K`` (the leading axis of coefficient arrays),
+        ``1 <= K <=`` :data:`refode.limits.MAX_N_BASIS`.
     interval : (float, float)
         Depth interval ``[t0, t1]``, ``t0 < t1``.
 
@@ -104,7 +105,7 @@ class Basis(abc.ABC):
     refine_hint = ""
 
     def __init__(self, n, interval=(0.0, 1.0)):
-        self.n = _validate.positive_int(n, "n")
+        self.n = limits.n_basis(n, "n")  # before anything scales with n
         self._check_n(self.n)
         self.interval = _validate.interval(interval)
         self._breaks = tuple(Fraction(b) for b in self._unit_breakpoints())
@@ -132,6 +133,17 @@ class Basis(abc.ABC):
         -------
         (m, n) float64
         """
+
+    def _piece_support(self, piece, xi):
+        """The functions that can be non-zero on ``piece`` and their values at ``xi``.
+
+        Returns ``(columns, values)``: ascending int indices ``(q,)`` and ``(m, q)``
+        float64 values, bitwise ``_eval_piece(piece, xi)[:, columns]``; every other
+        function is zero on the piece. The default is all ``n`` functions; local
+        families return their few columns, so that stage grids and mass matrices on
+        thousands of pieces never build ``(m, n)`` arrays that are almost all zeros.
+        """
+        return np.arange(self.n), self._eval_piece(piece, xi)
 
     @abc.abstractmethod
     def nodes(self):

@@ -6,6 +6,19 @@ import numpy as np
 from ._base import Basis, invalid_n, register
 
 
+def _scatter(n, columns, values):
+    """``(m, n)`` values from the non-zero ``columns`` (every other function is 0)."""
+    out = np.zeros((values.shape[0], n))
+    out[:, columns] = values
+    return out
+
+
+def _hat_pair(xi):
+    """``(m, 2)`` values ``1 - xi`` and ``xi`` of the two linear functions of a piece."""
+    xi = np.asarray(xi, dtype=np.float64)
+    return np.stack([1.0 - xi, xi], axis=1)
+
+
 @register
 class PiecewiseConstant(Basis):
     """``K`` indicator functions of equal pieces; piece ``k`` is ``[k/K, (k+1)/K)``.
@@ -24,9 +37,10 @@ class PiecewiseConstant(Basis):
         return [Fraction(k, self.n) for k in range(self.n + 1)]
 
     def _eval_piece(self, piece, xi):
-        out = np.zeros((xi.size, self.n))
-        out[:, piece] = 1.0
-        return out
+        return _scatter(self.n, *self._piece_support(piece, xi))
+
+    def _piece_support(self, piece, xi):
+        return np.array([piece]), np.ones((np.size(xi), 1))
 
     def nodes(self):
         return [(Fraction(2 * k + 1, 2 * self.n), "right") for k in range(self.n)]
@@ -66,10 +80,10 @@ class PiecewiseLinear(Basis):
         return [Fraction(k, self.n_elements) for k in range(self.n_elements + 1)]
 
     def _eval_piece(self, piece, xi):
-        out = np.zeros((xi.size, self.n))
-        out[:, 2 * piece] = 1.0 - xi
-        out[:, 2 * piece + 1] = xi
-        return out
+        return _scatter(self.n, *self._piece_support(piece, xi))
+
+    def _piece_support(self, piece, xi):
+        return np.array([2 * piece, 2 * piece + 1]), _hat_pair(xi)
 
     def nodes(self):
         out = []
@@ -104,10 +118,10 @@ class FemLinear(Basis):
         return [Fraction(k, self.n - 1) for k in range(self.n)]
 
     def _eval_piece(self, piece, xi):
-        out = np.zeros((xi.size, self.n))
-        out[:, piece] = 1.0 - xi
-        out[:, piece + 1] = xi
-        return out
+        return _scatter(self.n, *self._piece_support(piece, xi))
+
+    def _piece_support(self, piece, xi):
+        return np.array([piece, piece + 1]), _hat_pair(xi)
 
     def nodes(self):
         return [(Fraction(k, self.n - 1), "right") for k in range(self.n)]

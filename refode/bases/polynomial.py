@@ -6,6 +6,7 @@ from numpy.polynomial import chebyshev as npcheb
 from numpy.polynomial import legendre as npleg
 
 from ._base import Basis, invalid_n, register
+from ._gauss import leggauss
 
 #: the only size of the ``poly_linear`` family (``A0 + A1 t``).
 POLY_LINEAR_N = 2
@@ -14,7 +15,7 @@ POLY_LINEAR_N = 2
 def _gauss_nodes(n):
     """The ``n`` Gauss-Legendre points mapped to unit coordinates, as exact fractions
     of their float64 values (so that exact and float evaluation agree)."""
-    x, _ = npleg.leggauss(n)
+    x, _ = leggauss(n)
     return [(Fraction(float((v + 1.0) / 2.0)), "right") for v in x]
 
 

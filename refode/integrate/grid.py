@@ -42,6 +42,10 @@ from fractions import Fraction
 
 import numpy as np
 
+from .. import limits
+from ..errors import RefodeError
+from . import _stages
+
 #: side of a stage at the end of its step, and of every other stage, per direction.
 END_SIDE = {"forward": "left", "backward": "right"}
 INNER_SIDE = {"forward": "right", "backward": "left"}
@@ -68,6 +72,7 @@ def stage_positions(n_steps, tab, direction="forward"):
     sides : tuple of ``N`` tuples of ``s`` str
         ``"left"`` or ``"right"`` (see the module docstring).
     """
+    n_steps = limits.n_steps(n_steps)
     sides = tuple(END_SIDE[direction] if c == 1 else INNER_SIDE[direction] for c in tab.c)
     positions = []
     for n in range(n_steps):
@@ -85,10 +90,11 @@ class StageGrid:
     n_steps : int
     dt : float
         Signed step ``(t1 - t0) / N`` (negative backward).
-    positions, sides : see :func:`stage_positions`
+    positions, sides : see :func:`stage_positions` (``positions`` is a sequence of rows
+        built on first access)
     times : (N, s) float64
         Stage depths ``t0 + float(position) * (t1 - t0)``, what the rate receives.
-    supports : tuple of ``N`` tuples of ``s`` pairs ``(indices, weights)``
+    supports : sequence of ``N`` tuples of ``s`` pairs ``(indices, weights)``
         The non-zero ``phi_k`` at each stage: ``indices`` a tuple of int, ``weights``
         a tuple of Python floats (so they do not promote float32 arrays).
     """
@@ -105,6 +111,12 @@ class StageGrid:
 def stage_grid(basis, tab, n_steps, direction="forward"):
     """The :class:`StageGrid` of ``n_steps`` steps of ``tab`` on ``basis`` (cached).
 
+    ``n_steps`` is checked against :data:`refode.limits.MAX_N_STEPS` first. The times
+    are computed at once (vectorised, exact); the rows of ``positions`` and
+    ``supports`` are sequences built on first access, a chunk of steps at a time
+    (:mod:`refode.integrate._stages`), so that integration starts immediately for
+    any ``N`` and a sweep over all stages stays fast.
+
     Parameters
     ----------
     basis : refode.Basis
@@ -113,21 +125,21 @@ def stage_grid(basis, tab, n_steps, direction="forward"):
     n_steps : int
     direction : {"forward", "backward"}
     """
-    positions, sides = stage_positions(n_steps, tab, direction)
-    t0, length = basis.t0, basis.length
-    times = np.array([[t0 + float(p) * length for p in row] for row in positions])
-    supports = tuple(
-        tuple(_sparse(basis, p, side) for p, side in zip(row, side_row))
-        for row, side_row in zip(positions, sides)
-    )
-    dt = length / n_steps
+    n_steps = limits.n_steps(n_steps)
+    if direction not in DIRECTIONS:
+        raise RefodeError(f"unknown `direction` {direction!r}; use one of "
+                          f"{', '.join(DIRECTIONS)}")
+    sides = tuple(END_SIDE[direction] if c == 1 else INNER_SIDE[direction] for c in tab.c)
+    stages = _stages.Stages(n_steps, tab, direction)
+    supports = _stages.Supports(basis, stages, sides, _sparse)
+    dt = basis.length / n_steps
     return StageGrid(
         n_steps=n_steps,
         dt=dt if direction == "forward" else -dt,
-        positions=positions,
-        sides=sides,
-        times=times,
-        supports=supports,
+        positions=_stages.LazyRows(n_steps, stages.chunk, stages.positions),
+        sides=(sides,) * n_steps,
+        times=basis.t0 + stages.unit() * basis.length,
+        supports=_stages.LazyRows(n_steps, supports.chunk, supports.rows),
     )
 
 

@@ -12,6 +12,11 @@ A *rate* is any object with two methods:
 - ``forward(t, h, theta) -> dh/dt`` (same shape as ``h``);
 - ``vjp(t, h, theta, a) -> (a_h, a_theta)``: ``a_h = a^T dR/dh`` (shape of ``h``) and
   ``a_theta`` a dict ``name -> a^T dR/dtheta[name]`` (shape of ``theta[name]``);
+- optionally ``theta_shapes(h_shape) -> {name: shape}``: the weights the rate reads for
+  a state of shape ``h_shape`` (one basis function's shapes). When present,
+  :func:`odeint` and :func:`refode.gradient` check the coefficients' names and shapes
+  against it before any work (a missing weight or a wrong width is an error naming
+  it, not a ``KeyError`` or a matmul error from inside the rate);
 
 where ``theta`` is the dict of weights at the stage. :class:`refode.rates.DenseTanh`
 is an example.
@@ -36,7 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import _validate
+from .. import _validate, limits
 from ..bases import Basis, basis as make_basis
 from ..errors import BasisError, RefodeError, ShapeError
 from ._step import rk_step
@@ -158,10 +163,11 @@ def prepare(rate, h0, coefficients, basis, scheme, n_steps, interval, needs=("fo
                 " and vjp(t, h, theta, a), such as refode.rates.DenseTanh()"
             )
     tab = tableau(scheme)
-    n_steps = _validate.positive_int(n_steps, "n_steps")
+    n_steps = limits.n_steps(n_steps)
     basis = _as_basis(basis, interval)
     h0 = _validate.as_array(h0, "h0", allow_complex=True)
     coefficients = _as_coefficients(coefficients, basis.n)
+    _check_theta(rate, h0, coefficients)
     dtype = np.result_type(h0, *coefficients.values())
     return Problem(
         rate=rate,
@@ -198,6 +204,31 @@ def _as_basis(basis, interval):
     raise BasisError(
         f"`basis` must be a refode.Basis or a (family, n) tuple, got {type(basis).__name__}"
     )
+
+
+def _check_theta(rate, h0, coefficients):
+    """Names and shapes of the coefficients against the rate's optional
+    ``theta_shapes(h_shape) -> {name: shape}`` (the weights of one basis function)."""
+    shapes_of = getattr(rate, "theta_shapes", None)
+    if not callable(shapes_of):
+        return
+    expected = shapes_of(h0.shape)
+    missing, extra = sorted(set(expected) - set(coefficients)), sorted(
+        set(coefficients) - set(expected))
+    if missing or extra:
+        raise ShapeError(
+            f"`coefficients` has the weights {sorted(coefficients)} but the rate "
+            f"{type(rate).__name__} takes {sorted(expected)}"
+            + (f" (missing {', '.join(map(repr, missing))})" if missing else "")
+            + (f" (unknown {', '.join(map(repr, extra))})" if extra else "")
+            + "; pass one array (K, ...) per weight, e.g. refode.rates.init_coefficients")
+    for name, shape in expected.items():
+        got = coefficients[name].shape[1:]
+        if got != tuple(shape):
+            raise ShapeError(
+                f"`coefficients[{name!r}]` has shape {coefficients[name].shape} but `h0` of "
+                f"shape {h0.shape} needs (K, {', '.join(map(str, shape))}) for the rate "
+                f"{type(rate).__name__}; make the weights and the state the same width")
 
 
 def _as_coefficients(coefficients, n):

@@ -4,9 +4,12 @@ Layout (``docs/format.md``, "Golden files"): root attributes ``format =
 "refode-golden"``, ``format_version``, ``refode_version``, ``dtype``, ``model``,
 ``scheme``, ``n_steps``, ``mode``, ``rtol``, ``atol``; the weights under ``/model`` in
 the weight layout; ``/inputs/x``, ``/inputs/y``; ``/outputs/logits``, ``/outputs/loss``;
-``/gradients/params/<name>`` and ``/gradients/inputs/<x | embedded>``. A candidate file
-from another implementation holds (at least) ``/outputs`` and ``/gradients`` with the
-same names and shapes; :func:`compare` checks it array by array.
+``/gradients/params/<name>`` and ``/gradients/inputs/<x | embedded>``; a training-mode
+file of a ContinuousNet also holds ``/outputs/state/<name>``, the running statistics
+after the step (files written before refode stored them, and version-1 files, have
+none). A candidate file from another implementation holds (at least) ``/outputs`` and
+``/gradients`` with the same names and shapes, in real floats; :func:`compare` checks
+it array by array.
 """
 import h5py
 import numpy as np
@@ -17,7 +20,7 @@ from ..errors import FormatError
 from . import layout
 from ._h5 import fail, group, int_attr, reading, str_attr
 from .read import GOLDEN_FORMAT, open_h5, read_model, verified
-from .reference import INPUT_GRADIENT, MODES, compute
+from .reference import INPUT_GRADIENT, MODES, STATE, compute
 from .weights import FORMAT_VERSION, READ_VERSIONS, text, write_array, write_model
 
 #: default tolerances per dtype: ``|candidate - golden| <= atol + rtol * |golden|``.
@@ -26,6 +29,9 @@ TOLERANCES = {"float64": (1e-9, 1e-13), "float32": (1e-4, 1e-6)}
 COMPARED = ("outputs", "gradients")
 #: group of the model inside a golden file.
 MODEL = "model"
+#: first format version whose training-mode golden files may store the running
+#: statistics after the step (``/outputs/state``).
+STATE_VERSION = 2
 
 
 def write(path, model, x, y, mode="train", rtol=None, atol=None):
@@ -77,17 +83,30 @@ def _datasets(fh, group_name):
     return out
 
 
-def _expected(model):
-    """``{name: shape}`` of the compared arrays of a golden file (``None``: any shape)."""
+def _expected(model, with_state=False):
+    """``{name: shape}`` of the compared arrays of a golden file (``None``: any shape);
+    ``with_state`` adds the running statistics after a training step."""
     family, _ = layout.config_of(model)
     out = {"outputs/logits": None, "outputs/loss": (),
            f"gradients/inputs/{INPUT_GRADIENT[family]}": None}
     out.update({f"gradients/params/{k}": v.shape for k, v in model.params.items()})
+    if with_state:
+        out.update({f"{STATE}/{k}": v.shape for k, v in model.state.items()})
     return out
 
 
-def _check_arrays(arrays, model):
-    expected = _expected(model)
+def _check_state(arrays, mode, version):
+    """Whether the golden file stores running statistics (all or none, train mode only)."""
+    stored = any(name.startswith(f"{STATE}/") for name in arrays)
+    if stored and (mode != "train" or version < STATE_VERSION):
+        fail(f"/{STATE}", f"running statistics in a golden file of mode {mode!r} and "
+             f"version {version}", f"only mode 'train' files of version >= {STATE_VERSION} "
+             "store them: remove them or regenerate the file with `refode golden`")
+    return stored
+
+
+def _check_arrays(arrays, model, with_state=False):
+    expected = _expected(model, with_state)
     for name in sorted(set(expected) - set(arrays)):
         fail(f"/{name}", "dataset missing", "regenerate the golden file with `refode golden`")
     for name in sorted(set(arrays) - set(expected)):
@@ -116,14 +135,15 @@ def read_golden(fh):
             tol[key] = float(fh.attrs[key])
         if not (np.isfinite(tol[key]) and tol[key] >= 0):
             fail(f"/@{key}", f"is {tol[key]}", "store a finite tolerance >= 0")
-    if str_attr(fh, "mode", "") not in MODES:
+    mode = str_attr(fh, "mode", "")
+    if mode not in MODES:
         fail("/@mode", "unknown mode", f"use one of {', '.join(MODES)}")
     model = read_model(group(fh, MODEL, ""), "/model")
     arrays = {}
     for group_name in COMPARED:
         for name, ds in _datasets(fh, group_name).items():
             arrays[name] = verified(ds, f"/{name}")
-    _check_arrays(arrays, model)
+    _check_arrays(arrays, model, _check_state(arrays, mode, int_attr(fh, "format_version", "")))
     return tol, model, arrays
 
 
@@ -136,6 +156,11 @@ def read_candidate(fh):
     if not arrays:
         raise FormatError("/outputs: the candidate holds no /outputs or /gradients arrays; "
                           "write them in the layout of docs/format.md")
+    for name, arr in sorted(arrays.items()):
+        if np.iscomplexobj(arr):
+            raise FormatError(f"/{name}: complex dtype {arr.dtype}, but golden arrays are "
+                              "real; write the real float32/float64 values (an imaginary "
+                              "part is never compared away)")
     return arrays
 
 

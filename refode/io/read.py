@@ -8,6 +8,7 @@ problem raises :class:`refode.errors.FormatError` whose message starts with the 
 inside the file and says how to fix it.
 """
 import contextlib
+import os
 
 import h5py
 import numpy as np
@@ -17,6 +18,7 @@ from ..errors import FormatError
 from . import layout
 from ._h5 import READ_ERRORS, attr, fail, group, int_attr, join, reading, str_attr
 from .config import check_config
+from .variances import warn_nonpositive
 from .weights import (BLOCKS, CHECKSUM, FORMAT_NAME, PARAMS, READ_VERSIONS, STATE, digest)
 
 #: dtypes a file may declare.
@@ -209,11 +211,36 @@ def load(path):
     FormatError
         The file is not HDF5 or breaks the layout; the message starts with the path
         inside the file (``/params/block1.conv1.weight: ...``) and says how to fix it.
+
+    Warns
+    -----
+    RefodeWarning
+        A running variance of an ODE-block is ``<= -eps`` at a stage (evaluation
+        gives NaN there); the message names the block, the array and the stage
+        (:func:`refode.io.variances.nonpositive_stages`).
     """
     with open_h5(path) as fh:
         if "format" in fh.attrs and str_attr(fh, "format", "") == GOLDEN_FORMAT:
-            return read_model(group(fh, "model", ""), "/model")
-        return read_model(fh)
+            model, where = read_model(group(fh, "model", ""), "/model"), "/model"
+        else:
+            model, where = read_model(fh), ""
+    warn_nonpositive(model, f"{os.fspath(path)}{where}")
+    return model
+
+
+def file_format(path):
+    """The ``format`` attribute (``"refode-weights"``, ``"refode-golden"``) of the file at
+    ``path``, or ``None`` for a file that is not HDF5 or has no text ``format``."""
+    try:
+        if not h5py.is_hdf5(path):
+            return None
+        with h5py.File(path, "r") as fh:
+            value = fh.attrs.get("format")
+    except READ_ERRORS:
+        return None
+    if isinstance(value, (bytes, np.bytes_)):
+        value = bytes(value).decode("utf-8", "replace")
+    return value if isinstance(value, str) else None
 
 
 @contextlib.contextmanager

@@ -2,12 +2,14 @@
 
 Both families run their layers' forward and then walk the layers' backward by hand
 so that the gradient with respect to the input (ContinuousNet: the images; tagger:
-the embedded tokens, ``embedding + positions``) is kept as well. Running statistics
-are never changed.
+the embedded tokens, ``embedding + positions``) is kept as well. The model's running
+statistics are never changed; in training mode the statistics the step *would* store
+(stem, stitch and head batch norms, and every ODE-block's refitted expansions) are
+returned as ``outputs/state/<name>``.
 """
 import numpy as np
 
-from .. import kernels
+from .. import _validate, kernels, limits
 from ..errors import RefodeError
 from ..models import ContinuousNet
 from ..models import _ops
@@ -20,6 +22,13 @@ MODES = ("train", "eval")
 IMAGE_SIDE, SENTENCE_LENGTH = 8, 6
 #: names of the input gradient of each family inside ``/gradients/inputs``.
 INPUT_GRADIENT = {layout.CONTINUOUS_NET: "x", layout.TAGGER: "embedded"}
+#: group of the updated running statistics of a training-mode golden file.
+STATE = "outputs/state"
+
+
+def check_seed(seed, name="seed"):
+    """A seed of generated inputs: an integer >= 0 (numpy's rule), or a RefodeError."""
+    return _validate.positive_int(seed, name, minimum=0)
 
 
 def seeded_inputs(model, seed, batch):
@@ -29,7 +38,8 @@ def seeded_inputs(model, seed, batch):
     token ids ``(batch, 6)`` avoiding the padding id, the last token of the first
     sentence padded (target ``-100``) so that the mask is exercised.
     """
-    rng = np.random.default_rng(seed)
+    batch = limits.batch(batch, "batch")
+    rng = np.random.default_rng(check_seed(seed))
     family, cfg = layout.config_of(model)
     if family == layout.CONTINUOUS_NET:
         x = rng.standard_normal((batch, cfg["in_channels"], IMAGE_SIDE, IMAGE_SIDE))
@@ -53,26 +63,28 @@ def _walk_back(network, caches, dy, first):
 
 
 def _net(model, x, y, train):
+    x, y = model.check_batch(x, y, train=train)
     snapshot = model._snapshot()
     try:
-        logits, caches = model.net.forward(model._input(x), train)
+        logits, caches = model.net.forward(x, train)
+        state = {k: np.array(v) for k, v in model.state.items()} if train else {}
     finally:
         model._restore(snapshot)
     loss, dlogits = _ops.cross_entropy(logits, y)
     dx, grads, _ = _walk_back(model.net, caches, dlogits, None)
-    return logits, loss, grads, dx
+    return logits, loss, grads, dx, state
 
 
 def _tagger(model, x, y, train):
-    ids, logits, caches = model._run(x, train)
-    targets = model._targets(y, ids)
+    ids, targets = model.check_batch(x, y)
+    ids, logits, caches = model._run(ids, train)
     loss = np.zeros((), dtype=logits.dtype)
     kernels.get("cross_entropy", model.backend)(logits, targets, loss, IGNORE_INDEX)
     dlogits = np.empty_like(logits)
     kernels.get("cross_entropy.cross_entropy_vjp", model.backend)(
         logits, targets, 1.0, dlogits, IGNORE_INDEX)
     _, grads, embedded = _walk_back(model.network, caches, dlogits, "embed")
-    return logits, float(loss), grads, embedded
+    return logits, float(loss), grads, embedded, {}
 
 
 def compute(model, x, y, mode="train"):
@@ -82,21 +94,28 @@ def compute(model, x, y, mode="train"):
     ----------
     model : ContinuousNet or ContinuousTagger
     x, y : inputs and targets as the model's ``loss_and_gradients`` takes them
+        (validated first; at most :data:`refode.limits.MAX_BATCH` samples)
     mode : {"train", "eval"}
         Batch statistics (default) or running statistics; the state is not changed.
 
     Returns
     -------
     dict with ``"outputs/logits"``, ``"outputs/loss"`` (0-d), ``"gradients/params/<name>"``
-    and ``"gradients/inputs/<x or embedded>"``, arrays of the model's dtype
+    and ``"gradients/inputs/<x or embedded>"``, arrays of the model's dtype; in training
+    mode also ``"outputs/state/<name>"``, the running statistics after the step (none
+    for the tagger, which has no batch norm)
     """
     if mode not in MODES:
         raise RefodeError(f"unknown `mode` {mode!r}; choose one of {', '.join(MODES)}")
     family, _ = layout.config_of(model)
+    if np.ndim(x) >= 1 and len(x) > limits.MAX_BATCH:
+        raise RefodeError(f"`x` holds {len(x):,} samples, more than refode's cap of "
+                          f"{limits.MAX_BATCH:,} for a golden batch; pass fewer")
     run = _net if isinstance(model, ContinuousNet) else _tagger
-    logits, loss, grads, dinput = run(model, x, y, mode == "train")
+    logits, loss, grads, dinput, state = run(model, x, y, mode == "train")
     dt = model.dtype
     out = {"outputs/logits": np.asarray(logits, dt), "outputs/loss": np.asarray(loss, dt)}
+    out.update({f"{STATE}/{k}": np.asarray(v, dt) for k, v in sorted(state.items())})
     out.update({f"gradients/params/{k}": np.asarray(v, dt) for k, v in sorted(grads.items())})
     out[f"gradients/inputs/{INPUT_GRADIENT[family]}"] = np.asarray(dinput, dt)
     return out

@@ -1,11 +1,16 @@
 """Text summaries of weight and golden files (``refode info``) and compression errors."""
 import json
+import warnings
 
 import numpy as np
+import scipy.sparse
 
 from ..projection import mass
 from . import layout
+from ..errors import RefodeWarning
 from .golden import MODEL, read_golden
+from .reference import STATE
+from .variances import describe_nonpositive, nonpositive_stages
 from ._h5 import int_attr, str_attr
 from .read import GOLDEN_FORMAT, open_h5, read_header, read_model
 
@@ -30,17 +35,26 @@ def counts(model):
 
 
 def describe(path):
-    """Lines describing a weight or golden file (validates it fully first)."""
-    with open_h5(path) as fh:
+    """Lines describing a weight or golden file (validates it fully first).
+
+    Text attributes are printed as text; running variances ``<= -eps`` at a stage
+    (:mod:`refode.io.variances`) are listed as a ``warning:`` line instead of being
+    warned about.
+    """
+    with open_h5(path) as fh, warnings.catch_warnings():
+        warnings.simplefilter("ignore", RefodeWarning)   # reported below, as a line
         kind = str_attr(fh, "format", "")
         lines = []
         if kind == GOLDEN_FORMAT:
             tol, model, arrays = read_golden(fh)
             attrs = {k: str_attr(fh, k, "") for k in ("mode", "scheme")}
             attrs["n_steps"] = int_attr(fh, "n_steps", "")
+            n_state = sum(name.startswith(f"{STATE}/") for name in arrays)
             lines.append(f"golden file: mode {attrs['mode']}, scheme {attrs['scheme']}, "
                          f"N {attrs['n_steps']}, rtol {tol['rtol']:g}, atol {tol['atol']:g}, "
-                         f"{len(arrays)} compared arrays")
+                         f"{len(arrays)} compared arrays"
+                         + (f" ({n_state} running statistics after the step)"
+                            if n_state else ""))
             group, where = fh[MODEL], "/model"
         else:
             group, where = fh, ""
@@ -48,7 +62,11 @@ def describe(path):
         family, cfg, dtype = read_header(group, where)
         version = str_attr(group, "refode_version", where)
         fmt = int_attr(group, "format_version", where)
-    return lines + _model_lines(model, family, cfg, dtype, f"{version}, format version {fmt}")
+    lines += _model_lines(model, family, cfg, dtype, f"{version}, format version {fmt}")
+    found = nonpositive_stages(model)
+    if found:
+        lines.append(f"warning: {describe_nonpositive(found, where.lstrip('/'))}")
+    return lines
 
 
 #: the architecture options :func:`describe` lists (format version 2; filled in for 1).
@@ -76,13 +94,26 @@ def _model_lines(model, family, cfg, dtype, version):
     return lines
 
 
+#: a mass matrix with at most this fraction of non-zeros is applied in CSR form.
+SPARSE_DENSITY = 0.1
+
+
+def _sparse_if_sparse(matrix):
+    """``matrix`` as a CSR matrix when mostly zero (piecewise bases: banded), so that
+    applying a ``K = 4096`` mass matrix costs ``O(K)`` per column, not ``O(K^2)``."""
+    if np.count_nonzero(matrix) <= SPARSE_DENSITY * matrix.size:
+        return scipy.sparse.csr_array(matrix)
+    return matrix
+
+
 def relative_l2_error(arrays_a, basis_a, arrays_b, basis_b):
     """``||theta_B - theta_A||_L2 / ||theta_A||_L2`` over a block's arrays (mass matrices).
 
     Computed as ``sqrt(b'M_BB b - 2 b'M_BA a + a'M_AA a)`` in float64, so values below
     about ``1e-8`` are round-off.
     """
-    m_aa, m_bb, m_ba = mass(basis_a), mass(basis_b), mass(basis_b, basis_a)
+    m_aa, m_bb, m_ba = (_sparse_if_sparse(m) for m in (mass(basis_a), mass(basis_b),
+                                                         mass(basis_b, basis_a)))
     norm_a = norm_b = cross = 0.0
     for name, a in arrays_a.items():
         a2 = np.asarray(a, np.float64).reshape(a.shape[0], -1)

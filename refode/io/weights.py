@@ -8,8 +8,9 @@ import json
 import h5py
 import numpy as np
 
-from .. import __version__
+from .. import __version__, limits
 from .._io import atomic_path
+from ..errors import RefodeError
 from . import layout
 
 #: value of the ``format`` attribute of a weight file (and of a golden file's ``/model``).
@@ -23,12 +24,10 @@ READ_VERSIONS = (1, 2)
 CHECKSUM = "sha256"
 #: group names of the layout.
 PARAMS, STATE, BLOCKS = "params", "state", "blocks"
-#: refuse configurations with more scalars than this (parameters + state) before allocating.
-MAX_SCALARS = 100_000_000
-#: refuse more basis functions or integration steps than these (absurd sizes).
-MAX_N_BASIS, MAX_N_STEPS = 4096, 100_000
-#: refuse ContinuousNets with more stages (widths) than this.
-MAX_STAGES = 64
+#: the size caps of refode (one set, :mod:`refode.limits`), checked on load and on save:
+#: scalars (parameters + state), basis functions, integration steps, ContinuousNet stages.
+MAX_SCALARS, MAX_N_BASIS, MAX_N_STEPS, MAX_STAGES = (
+    limits.MAX_SCALARS, limits.MAX_N_BASIS, limits.MAX_N_STEPS, limits.MAX_STAGES)
 
 
 def text(value):
@@ -42,6 +41,32 @@ def text(value):
     return np.array(raw, dtype=h5py.string_dtype("utf-8", max(len(raw), 1)))
 
 
+def check_writable(model):
+    """Refuse (RefodeError) a model whose file :func:`refode.load` would refuse.
+
+    Its configuration must pass the reader's checks (sizes against the caps of
+    :mod:`refode.limits`, basis, scheme) and every array must be finite.
+
+    Returns
+    -------
+    family, config : as :func:`refode.io.layout.config_of`
+    """
+    from .config import check_config   # the reader's checks (config imports this module)
+
+    family, cfg = layout.config_of(model)
+    try:
+        check_config(family, json.dumps(cfg, sort_keys=True), "")
+    except RefodeError as exc:
+        raise RefodeError(f"`model` cannot be saved: refode.load would refuse its file "
+                          f"({' '.join(str(exc).split())})") from None
+    for kind, arrays in (("params", model.params), ("state", model.state)):
+        for name, value in arrays.items():
+            if not np.isfinite(value).all():
+                raise RefodeError(f"`model.{kind}[{name!r}]` holds non-finite values; "
+                                  "refode.load refuses them: fix or retrain the model")
+    return family, cfg
+
+
 def write_model(group, model):
     """Write ``model`` into the h5py group (or file) ``group`` following the layout.
 
@@ -49,8 +74,13 @@ def write_model(group, model):
     ----------
     group : h5py.Group
     model : ContinuousNet or ContinuousTagger
+
+    Raises
+    ------
+    RefodeError
+        A model whose file :func:`refode.load` would refuse (:func:`check_writable`).
     """
-    family, cfg = layout.config_of(model)
+    family, cfg = check_writable(model)
     group.attrs["format"] = text(FORMAT_NAME)
     group.attrs["format_version"] = np.int64(FORMAT_VERSION)
     group.attrs["refode_version"] = text(__version__)
@@ -103,7 +133,7 @@ def save(model, path):
     --------
     >>> refode.save(net, "net.h5"); net2 = refode.load("net.h5")   # doctest: +SKIP
     """
-    layout.config_of(model)  # refuse a foreign object before creating anything
+    check_writable(model)  # refuse a foreign or unloadable model before creating anything
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as fh:
             write_model(fh, model)

@@ -21,9 +21,9 @@ import copy
 
 import numpy as np
 
-from .. import _validate
+from .. import _validate, limits
 from ..bases import basis as make_basis
-from ..errors import RefodeError
+from ..errors import RefodeError, ShapeError
 from . import _ops
 from ._layers import Sequential
 from .layers import (PADDINGS, SYMMETRIC, BatchNorm, Composite, Conv, Dense, GlobalAvgPool,
@@ -34,6 +34,10 @@ from .stateful import StatefulODEBlock, init_params, init_state
 FIRST_STRIDE, LATER_STRIDE = 1, 2
 #: change-of-basis methods of :meth:`ContinuousNet.rediscretize`.
 METHODS = ("projection", "interpolation")
+#: policies of :meth:`ContinuousNet.rediscretize` for the running statistics.
+STATS_POLICIES = ("project", "recalibrate", "positive")
+#: images per forward pass when statistics are recalibrated on data.
+RECALIBRATION_BATCH = 128
 #: activations between the head batch norm and the pool: none (the paper's code) or ReLU.
 NO_ACTIVATION, RELU = "none", "relu"
 HEAD_ACTIVATIONS = (NO_ACTIVATION, RELU)
@@ -48,6 +52,17 @@ def _scale(value, name):
     if isinstance(value, (bool, complex)) or not np.isfinite(out):
         raise RefodeError(f"`{name}` must be a finite real number, got {value!r:.40}")
     return out
+
+
+def check_size(in_channels, n_classes, widths, n_basis):
+    """Refuse (RefodeError) a ContinuousNet of more than
+    :data:`refode.limits.MAX_SCALARS` scalars, from its sizes alone (nothing allocated)."""
+    from ..io import layout   # the file layout counts the arrays of a configuration
+
+    cfg = {"in_channels": in_channels, "n_classes": n_classes, "widths": list(widths),
+           "n_basis": n_basis}
+    params, state, _ = layout.shapes(layout.CONTINUOUS_NET, cfg)
+    limits.scalars(layout.count(params) + layout.count(state), "this ContinuousNet")
 
 
 def _leaves(layer):
@@ -108,8 +123,9 @@ class ContinuousNet:
                  rate_scale=1.0, stitch_scale=1.0):
         in_channels = _validate.positive_int(in_channels, "in_channels")
         n_classes = _validate.positive_int(n_classes, "n_classes")
-        if len(widths) < 1:
-            raise RefodeError("`widths` must hold at least one width, e.g. (16, 32, 64)")
+        if not 1 <= len(widths) <= limits.MAX_STAGES:
+            raise RefodeError(f"`widths` must hold 1 to {limits.MAX_STAGES} widths, e.g. "
+                              f"(16, 32, 64), got {len(widths)}")
         widths = tuple(_validate.positive_int(w, "widths") for w in widths)
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float64, np.float32):
@@ -124,7 +140,8 @@ class ContinuousNet:
         self.rate_scale = _scale(rate_scale, "rate_scale")
         self.stitch_scale = _scale(stitch_scale, "stitch_scale")
         self.basis = make_basis(basis, n_basis)
-        self.scheme, self.n_steps = scheme, _validate.positive_int(n_steps, "n_steps")
+        self.scheme, self.n_steps = scheme, limits.n_steps(n_steps)
+        check_size(in_channels, n_classes, widths, self.basis.n)
         rng = np.random.default_rng(seed)
         dt = self.dtype
         layers = [
@@ -168,11 +185,57 @@ class ContinuousNet:
         return [l for l in self.net.layers.values() if isinstance(l, StatefulODEBlock)]
 
     # ------------------------------------------------------------ compute
-    def _input(self, x):
+    @property
+    def in_channels(self):
+        """Channels of the input images (of the stem convolution's weight)."""
+        return int(self.net.layers["stem_conv"].params["weight"].shape[1])
+
+    @property
+    def n_classes(self):
+        """Classes of the output (rows of the dense layer's weight)."""
+        return int(self.net.layers["dense"].params["weight"].shape[0])
+
+    def _input(self, x, train=False):
+        """``x`` validated as a batch of images for this model, C-contiguous, its dtype.
+
+        Refused: other than 4-D real floating finite arrays (complex too), no images,
+        an empty side, other channels than :attr:`in_channels`, and in training mode a
+        batch whose batch norms would see one value per channel (the unbiased batch
+        variance is undefined; PyTorch refuses it too).
+        """
         x = _validate.as_array(x, "x")
         if x.ndim != 4:
-            raise RefodeError(f"`x` must be images (N, C, H, W), got shape {x.shape}")
+            raise ShapeError(f"`x` must be images (N, C, H, W), got shape {x.shape}")
+        n, c, h, w = x.shape
+        if n == 0 or h == 0 or w == 0:
+            raise ShapeError(f"`x` has shape {x.shape}: it holds no images or an empty image "
+                             "side; pass at least one image (N >= 1, H >= 1, W >= 1)")
+        if c != self.in_channels:
+            raise ShapeError(f"`x` has {c} channels (shape {x.shape}) but the model takes "
+                             f"in_channels = {self.in_channels}: pass images (N, "
+                             f"{self.in_channels}, H, W)")
+        if train:
+            halvings = 2 ** (len(self.blocks()) - 1)   # stride-2 stitches: ceil(H / 2)
+            values = n * -(-h // halvings) * -(-w // halvings)
+            if values < 2:
+                raise ShapeError(
+                    f"`x` of shape {x.shape} gives the last batch norm {values} value per "
+                    "channel; training mode needs at least 2 (the batch variance): pass "
+                    "more or larger images, or use train=False")
         return np.ascontiguousarray(x, dtype=self.dtype)
+
+    def _labels(self, y, n):
+        """``y`` validated as ``n`` class labels in ``[0, n_classes)`` (int64)."""
+        return _validate.labels(y, (n,), self.n_classes, "y")
+
+    def check_batch(self, x, y, *, train=False):
+        """Validate a batch as :meth:`loss_and_gradients` takes it, doing no other work.
+
+        Raises the RefodeError (naming ``x`` or ``y`` and the fix) that the loss would
+        raise; returns ``(x, y)`` as the model computes with them.
+        """
+        x = self._input(x, train)
+        return x, self._labels(y, x.shape[0])
 
     def _snapshot(self):
         return [(leaf, dict(leaf.state)) for leaf in _leaves(self.net)]
@@ -189,16 +252,21 @@ class ContinuousNet:
         ``update_state=False``) updates the running statistics, as a PyTorch
         training-mode forward does.
         """
+        x = self._input(x, train)
         snapshot = None if update_state else self._snapshot()
         try:
-            logits, _ = self.net.forward(self._input(x), bool(train))
+            logits, _ = self.net.forward(x, bool(train))
         finally:
             if snapshot is not None:
                 self._restore(snapshot)
         return logits
 
     def loss(self, x, y, *, train=True):
-        """Mean cross-entropy; never updates the running statistics."""
+        """Mean cross-entropy; never updates the running statistics.
+
+        Arguments as :meth:`loss_and_gradients` (validated before any work).
+        """
+        x, y = self.check_batch(x, y, train=train)
         return _ops.cross_entropy(self.forward(x, train, update_state=False), y)[0]
 
     def loss_and_gradients(self, x, y, *, train=True, update_state=True, return_logits=False):
@@ -206,8 +274,9 @@ class ContinuousNet:
 
         Parameters
         ----------
-        x : (N, C, H, W) images
-        y : (N,) int class labels
+        x : (N, C, H, W) images, float32 or float64 (``C = in_channels``, ``N >= 1``)
+        y : (N,) int class labels in ``[0, n_classes)`` (any integer dtype; floats,
+            booleans, other shapes and out-of-range labels raise RefodeError)
         train : bool
             Training mode (batch statistics; default) or evaluation mode.
         update_state : bool
@@ -223,9 +292,10 @@ class ContinuousNet:
         grads : dict, the names and shapes of :attr:`params`
         logits : (N, n_classes) array, only with ``return_logits=True``
         """
+        x, y = self.check_batch(x, y, train=train)   # before any work
         snapshot = None if (update_state or not train) else self._snapshot()
         try:
-            logits, caches = self.net.forward(self._input(x), bool(train))
+            logits, caches = self.net.forward(x, bool(train))
         finally:
             if snapshot is not None:
                 self._restore(snapshot)
@@ -237,7 +307,8 @@ class ContinuousNet:
 
     # ------------------------------------------------------------ discretisation
     def rediscretize(self, basis=None, n_basis=None, scheme=None, n_steps=None,
-                     method="projection"):
+                     method="projection", *, stats="project", data=None,
+                     batch_size=RECALIBRATION_BATCH):
         """A new model with every depth-dependent array moved exactly onto a new basis.
 
         Compression (fewer basis functions), refinement (e.g. ``n_basis`` doubled on a
@@ -257,6 +328,20 @@ class ContinuousNet:
         scheme : str, optional
             New tableau (default: the current one).
         method : {"projection", "interpolation"}
+        stats : {"project", "recalibrate", "positive"}
+            Running statistics of the ODE-blocks after the change of basis:
+
+            - ``"project"`` (default): moved by ``method`` like the weights (a moved
+              variance can become negative at a stage: warned);
+            - ``"recalibrate"``: re-estimated on ``data`` in the new basis and grid,
+              weights frozen, block by block in order (:meth:`recalibrate`);
+            - ``"positive"``: means moved by ``method``, variances moved in the log
+              domain and mapped back, which keeps them positive (a departure from
+              the plain L2 projection: :func:`refode.models.stateful.positive_variance`).
+        data : (n, C, H, W) array, or a tuple whose first entry is one
+            Images of ``stats="recalibrate"`` (labels are not needed).
+        batch_size : int
+            Images per forward pass of the recalibration.
 
         Returns
         -------
@@ -264,13 +349,61 @@ class ContinuousNet:
         """
         if method not in METHODS:
             raise RefodeError(f"unknown `method` {method!r}; choose one of {', '.join(METHODS)}")
+        if stats not in STATS_POLICIES:
+            raise RefodeError(f"unknown `stats` {stats!r:.40}; choose one of "
+                              f"{', '.join(STATS_POLICIES)}")
+        if stats == "recalibrate" and data is None:
+            raise RefodeError("`stats='recalibrate'` needs `data`: pass images (n, C, H, W) "
+                              "to re-estimate the running statistics on")
+        if stats != "recalibrate" and data is not None:
+            raise RefodeError(f"`data` is only used by stats='recalibrate', got stats={stats!r}")
+        target = make_basis(basis or self.basis.family,
+                            self.basis.n if n_basis is None else n_basis)
+        new_steps = self.n_steps if n_steps is None else limits.n_steps(n_steps)
+        check_size(self.in_channels, self.n_classes,
+                   [b.params["conv1.weight"].shape[1] for b in self.blocks()], target.n)
         new = copy.deepcopy(self)
-        new.basis = make_basis(basis or self.basis.family,
-                               self.basis.n if n_basis is None else n_basis)
+        new.basis, new.n_steps = target, new_steps
         new.scheme = self.scheme if scheme is None else scheme
-        new.n_steps = self.n_steps if n_steps is None else _validate.positive_int(
-            n_steps, "n_steps")
         for name, layer in new.net.layers.items():
             if isinstance(layer, StatefulODEBlock):
-                new.net.layers[name] = layer.rebased(new.basis, new.scheme, new.n_steps, method)
+                new.net.layers[name] = layer.rebased(new.basis, new.scheme, new.n_steps, method,
+                                                     stats)
+        if stats == "recalibrate":
+            new.recalibrate(data, batch_size)
         return new
+
+    def recalibrate(self, data, batch_size=RECALIBRATION_BATCH):
+        """Re-estimate every ODE-block's running statistics on ``data`` (in place).
+
+        Weights and the depth-independent batch norms are frozen. Block by block in
+        order, the images of ``data`` (batches of ``batch_size``) reach the block
+        through the evaluation-mode layers before it (earlier blocks already
+        recalibrated); a training-mode forward of the block gives the batch
+        statistics at every stage (:meth:`StatefulODEBlock.batch_statistics`), whose
+        batch-size-weighted average is fitted onto the basis by the stage-point
+        least squares of training (:meth:`StatefulODEBlock.recalibrated`).
+        Deterministic; the averages and the fit are float64.
+
+        Parameters
+        ----------
+        data : (n, C, H, W) array, or a tuple whose first entry is one
+        batch_size : int
+
+        Returns
+        -------
+        ContinuousNet
+            ``self``.
+        """
+        x = data[0] if isinstance(data, (tuple, list)) else data
+        x = self._input(x)
+        if len(x) == 0:
+            raise RefodeError("`data` holds no images; pass at least one (n, C, H, W) batch")
+        batch_size = _validate.positive_int(batch_size, "batch_size")
+        hs = [x[i:i + batch_size] for i in range(0, len(x), batch_size)]
+        for layer in self.net.layers.values():
+            if isinstance(layer, StatefulODEBlock):
+                records = [layer.batch_statistics(h)[1] for h in hs]
+                layer.state = layer.recalibrated(records, [len(h) for h in hs])
+            hs = [layer.forward(h, False)[0] for h in hs]
+        return self

@@ -29,6 +29,7 @@ gradient of the computed output).
 import warnings
 
 import numpy as np
+import scipy.linalg
 
 from .. import projection
 from ..errors import RefodeWarning
@@ -37,6 +38,8 @@ from ..integrate.adjoint import vjp
 from ..integrate.grid import stage_grid
 from ..integrate.odeint import stage_theta
 from ..integrate.tableau import tableau
+from ..projection.fit import design_matrix
+from ..projection.mass import union_breakpoints
 from . import _ops
 from ._ops import EPS
 from ._layers import Layer
@@ -86,6 +89,91 @@ def init_state(basis, channels, dtype):
     """Running statistics ``(K, C)``: the constants mean(t) = 0, var(t) = 1."""
     return {name: constant(basis, (channels,), 1.0 if name.endswith("var") else 0.0, dtype)
             for name in STATS}
+
+
+def _nonnegative_unity(basis):
+    """Whether ``basis`` is a nonnegative partition of unity (checked at probes)."""
+    pieces = np.linspace(basis.t0, basis.t1, UNITY_PROBES * basis.n_pieces)
+    values = basis.evaluate(pieces)
+    return bool(np.allclose(values.sum(axis=1), 1.0, rtol=0.0, atol=1e-12)
+                and values.min() >= -1e-15)
+
+
+#: Gauss-Legendre points per piece of the log-variance projection (``stats="positive"``).
+LOG_GAUSS_POINTS = 8
+
+
+def _log_projected(var, source, target, method):
+    """Coefficients on ``target`` of ``log(var(t) + eps)``: its L2 projection
+    (Gauss-Legendre on every piece of both bases) or its interpolation at the nodes."""
+    if method == "interpolation":
+        nodes = target.nodes()
+        values = np.array([source.evaluate_at(x, side) for x, side in nodes]) @ var
+        nodal = np.array([target.evaluate_at(x, side) for x, side in nodes])
+        return np.linalg.solve(nodal, np.log(np.maximum(values + EPS, np.finfo(float).tiny)))
+    edges = np.array([float(e) for e in union_breakpoints(source, target)])
+    g, w = np.polynomial.legendre.leggauss(LOG_GAUSS_POINTS)
+    mid, half = (edges[1:] + edges[:-1]) / 2, (edges[1:] - edges[:-1]) / 2
+    unit = (mid[:, None] + half[:, None] * g).ravel()
+    weights = (half[:, None] * w).ravel() * source.length
+    t = source.t0 + source.length * unit
+    values = source.evaluate(t) @ var
+    logs = np.log(np.maximum(values + EPS, np.finfo(float).tiny))
+    phi = target.evaluate(t)
+    return scipy.linalg.solve(projection.mass(target), phi.T @ (weights[:, None] * logs),
+                              assume_a="pos")
+
+
+def positive_variance(var, source, block, method):
+    """A running variance moved onto ``block.basis`` positively (``stats="positive"``).
+
+    A departure from the plain L2 projection: the function ``u(t) = log(var(t) + eps)``
+    is projected (``method="projection"``: L2 by Gauss-Legendre quadrature on every
+    piece; ``"interpolation"``: at the target's nodes) and mapped back by
+    ``exp(u) - eps``:
+
+    - on a nonnegative partition of unity (piecewise constant, FEM, DG linear) the
+      coefficients are ``exp(u_k) - eps``, so ``var(t) + eps > 0`` everywhere;
+    - otherwise (Legendre, Chebyshev, Fourier) the samples ``v_i = exp(u(t_i)) - eps``
+      at the block's stage points are fitted onto the basis by the least squares of
+      training (:func:`refode.fit`); where the fit ``f`` falls below the floor
+      ``f_i + eps >= (min_i v_i + eps) / 2`` at a stage, it is blended per channel
+      with the constant ``m`` (the mean of the samples, exactly representable):
+      ``(1 - a) f + a m`` with the smallest ``a`` in ``[0, 1]`` that meets the floor
+      at every stage. The variance is then positive at every stage of the block
+      (where the model evaluates it), not necessarily between them.
+
+    Parameters
+    ----------
+    var : (K_source, C) coefficients on ``source``
+    source : Basis
+    block : StatefulODEBlock on the target basis, scheme and N
+    method : {"projection", "interpolation"}
+
+    Returns
+    -------
+    (K_target, C) array of the dtype of ``var``
+    """
+    target = block.basis
+    u = _log_projected(np.asarray(var, np.float64), source, target, method)
+    if _nonnegative_unity(target):
+        out = np.exp(u) - EPS
+    else:
+        grid = block._grid()
+        points = [(p, side) for row, sides in zip(grid.positions, grid.sides)
+                  for p, side in zip(row, sides)]
+        phi = design_matrix(points, target)
+        samples = np.exp(phi @ u) - EPS
+        fitted = projection.fit(points, samples, target, previous=np.exp(u) - EPS)
+        floor = (samples.min(axis=0) + EPS) / 2 - EPS
+        mean = samples.mean(axis=0)
+        values = phi @ fitted
+        low = values < floor
+        need = np.where(low, (floor - values) / np.where(low, mean - values, 1.0), 0.0)
+        blend = np.clip(need.max(axis=0), 0.0, 1.0)
+        out = (1 - blend) * fitted + blend * (constant(target, mean.shape, 1.0, np.float64)
+                                              * mean)
+    return out.astype(np.asarray(var).dtype)
 
 
 class StatefulODEBlock(Layer):
@@ -165,12 +253,16 @@ class StatefulODEBlock(Layer):
         return {name: projection.fit(points, values[name], self.basis, previous=self.state[name])
                 for name in STATS}
 
-    def rebased(self, basis, scheme, n_steps, method):
+    def rebased(self, basis, scheme, n_steps, method, stats="project"):
         """A new block with every coefficient array moved onto ``basis`` by ``method``.
 
         ``method`` is ``"projection"`` (exact L2 projection) or ``"interpolation"``.
-        Warns (:class:`~refode.errors.RefodeWarning`) when a moved running variance
-        is not positive at a stage of the new grid (see :meth:`nonpositive_variances`).
+        ``stats`` is ``"project"`` (the running statistics move like the weights) or
+        ``"positive"`` (the variances move by :meth:`positive_variance`). Warns
+        (:class:`~refode.errors.RefodeWarning`) when a moved running variance
+        is not positive at a stage of the new grid (see :meth:`nonpositive_variances`);
+        ``stats="recalibrate"`` moves them like the weights without warning (the
+        caller re-estimates them, :meth:`recalibrated`).
         """
         change = {"projection": projection.project, "interpolation": projection.interpolate}
         move = change[method]
@@ -179,17 +271,86 @@ class StatefulODEBlock(Layer):
             {k: move(v, self.basis, basis) for k, v in self.params.items()},
             {k: move(v, self.basis, basis) for k, v in self.state.items()},
             self.checkpoint, self.slots, self.rate_scale)
-        bad = block.nonpositive_variances()
+        if stats == "positive":
+            for name in STATS:
+                if name.endswith("var"):
+                    block.state[name] = positive_variance(self.state[name], self.basis, block,
+                                                          method)
+        if stats != "recalibrate":
+            block.warn_nonpositive(f"the {method} onto {basis.family} with K = {basis.n}")
+        return block
+
+    def warn_nonpositive(self, what):
+        """Warn (RefodeWarning) if :meth:`nonpositive_variances` finds stages; ``what``
+        names the operation that made the statistics."""
+        bad = self.nonpositive_variances()
         if bad:
             listed = ", ".join(f"{name} at t = {float(t):.4g} ({count} channels)"
                                for name, t, count in bad[:MAX_LISTED])
             warnings.warn(
-                f"the {method} onto {basis.family} with K = {basis.n} makes a running "
+                f"{what} makes a running "
                 f"variance <= -eps at {len(bad)} stage(s): {listed}; evaluation of this "
                 "model gives NaN there. Keep more basis functions, use a basis that "
                 "preserves positivity (piecewise_constant, fem_linear with interpolation), "
-                "or re-estimate the statistics on data", RefodeWarning, stacklevel=3)
-        return block
+                "or re-estimate the statistics on data (stats='recalibrate')",
+                RefodeWarning, stacklevel=4)
+
+    def batch_statistics(self, x):
+        """Output and per-stage batch statistics of a training-mode forward of ``x``.
+
+        The weights and the running statistics are not changed (nothing is refitted).
+
+        Parameters
+        ----------
+        x : (B, C, H, W) block input
+
+        Returns
+        -------
+        h : (B, C, H, W) training-mode output
+        records : list of ``N * s`` tuples ``(mean1, var1, mean2, var2)``, each ``(C,)``
+            (variances unbiased, as :meth:`samples` takes them), in stage order
+        """
+        rate = ConvRate(True, self.rate_scale)
+        rate.record = []
+        try:
+            h, _ = vjp(rate, x, dict(self.params), self.basis, scheme=self.scheme,
+                       n_steps=self.n_steps, checkpoint=self.checkpoint, slots=self.slots)
+            records = rate.record
+        finally:
+            rate.record = None
+        return h, records
+
+    def recalibrated(self, batches, sizes):
+        """Running statistics re-estimated from the batch statistics of several batches.
+
+        The stage sample of every statistic is the average of its batch statistics
+        over the batches, weighted by the batch sizes (float64): ``b_i = sum_j n_j
+        b_ij / sum_j n_j``; the samples are fitted onto the basis by the least squares
+        of training (:func:`refode.fit` at the exact stage positions, unsampled
+        functions keep their current coefficients). This is the value the training
+        update ``s <- 0.9 s + 0.1 b`` converges to when every batch gives ``b_i``.
+
+        Parameters
+        ----------
+        batches : list of records of :meth:`batch_statistics`, one per batch
+        sizes : list of int, the batch sizes
+
+        Returns
+        -------
+        dict name -> ``(K, C)`` array of the state's dtype
+        """
+        points, _ = self.samples(batches[0])
+        total = float(sum(sizes))
+        out = {}
+        for i, name in enumerate(STATS):
+            stages = np.stack([np.stack([np.asarray(rec[i], np.float64) for rec in records])
+                               for records in batches])  # (batches, stages, C)
+            weights = np.asarray(sizes, np.float64)[:, None, None] / total
+            mean = np.sum(stages * weights, axis=0)
+            fitted = projection.fit(points, mean, self.basis,
+                                    previous=np.asarray(self.state[name], np.float64))
+            out[name] = fitted.astype(self.state[name].dtype)
+        return out
 
     def nonpositive_variances(self):
         """Stages where a running variance ``var(t) + eps`` is not positive.

@@ -9,7 +9,7 @@ influences the other positions; the loss ignores targets equal to ``-100``.
 """
 import numpy as np
 
-from .. import _validate, kernels
+from .. import _validate, kernels, limits
 from ..bases import Basis, basis as make_basis
 from ..errors import RefodeError, ShapeError
 from ..integrate.tableau import tableau
@@ -90,8 +90,8 @@ class ContinuousTagger:
         self.basis = _resolve_basis(basis, n_basis)
         tableau(scheme)  # validates the name before any work
         self.scheme = scheme
-        self.n_steps = _validate.positive_int(
-            self.basis.n if n_steps is None else n_steps, "n_steps")
+        self.n_steps = limits.n_steps(self.basis.n if n_steps is None else n_steps)
+        check_size(self.vocab_size, self.n_tags, self.rate, self.basis.n)
         rng = np.random.default_rng(seed)
         d = self.rate.width
         self.network = Sequential([
@@ -128,14 +128,27 @@ class ContinuousTagger:
             raise ShapeError(
                 f"`x` must be token ids of shape (batch, length) and integer dtype, got "
                 f"shape {ids.shape} dtype {ids.dtype}; pass np.asarray(ids, dtype=np.int64)")
-        if ids.size and (ids.min() < 0 or ids.max() >= self.vocab_size):
+        if ids.size == 0:
+            raise ShapeError(
+                f"`x` has shape {ids.shape}: no sentences or no tokens; pass at least one "
+                "sentence of at least one token (batch >= 1, length >= 1)")
+        if ids.min() < 0 or ids.max() >= self.vocab_size:
             raise RefodeError(
                 f"`x` holds token ids outside [0, {self.vocab_size}); map unknown tokens to "
                 "a valid id")
         return ids.astype(np.int64, copy=False)
 
-    def _run(self, x, train):
+    def check_batch(self, x, y):
+        """Validate a batch as :meth:`loss_and_gradients` takes it, doing no other work.
+
+        Raises the RefodeError (naming ``x`` or ``y`` and the fix) that the loss would
+        raise; returns ``(ids, targets)`` as int64 arrays.
+        """
         ids = self._ids(x)
+        return ids, self._targets(y, ids)
+
+    def _run(self, x, train):
+        ids = self._ids(x)   # idempotent on validated ids
         mask = ids == self.padding_id
         self.network.layers[ODE].mask = mask if mask.any() else None
         logits, caches = self.network.forward(ids, train)
@@ -153,10 +166,10 @@ class ContinuousTagger:
 
         Arguments as :meth:`loss_and_gradients`; returns a float.
         """
-        ids, logits, _ = self._run(x, False)
+        ids, targets = self.check_batch(x, y)   # before any work
+        ids, logits, _ = self._run(ids, False)
         loss = np.zeros((), dtype=logits.dtype)
-        kernels.get("cross_entropy", self.backend)(
-            logits, self._targets(y, ids), loss, IGNORE_INDEX)
+        kernels.get("cross_entropy", self.backend)(logits, targets, loss, IGNORE_INDEX)
         return float(loss)
 
     def loss_and_gradients(self, x, y, *, return_logits=False):
@@ -164,9 +177,11 @@ class ContinuousTagger:
 
         Parameters
         ----------
-        x : (B, L) int64 token ids
+        x : (B, L) int64 token ids in ``[0, vocab_size)`` (``B, L >= 1``)
         y : (B, L) int64 tags in ``[0, n_tags)``, ``-100`` at padding (and wherever a
-            token should not count)
+            token should not count); any integer dtype, other dtypes, shapes and
+            values raise RefodeError. When every target is ``-100`` the loss and the
+            gradients are 0 (the cross-entropy kernels' convention)
         return_logits : bool
             Also return the logits the loss was computed from (free: e.g. for a
             running training accuracy).
@@ -178,8 +193,8 @@ class ContinuousTagger:
             Exact (discrete-adjoint) gradients of the computed loss.
         logits : (B, L, n_tags) array, only with ``return_logits=True``
         """
-        ids, logits, caches = self._run(x, True)
-        targets = self._targets(y, ids)
+        ids, targets = self.check_batch(x, y)   # before any work
+        ids, logits, caches = self._run(ids, True)
         ce = kernels.get("cross_entropy", self.backend)
         loss = np.zeros((), dtype=logits.dtype)
         ce(logits, targets, loss, IGNORE_INDEX)
@@ -192,15 +207,8 @@ class ContinuousTagger:
         return float(loss), grads
 
     def _targets(self, y, ids):
-        t = np.asarray(y)
-        if t.shape != ids.shape or not np.issubdtype(t.dtype, np.integer):
-            raise ShapeError(
-                f"`y` must be integer tags of the shape of x {ids.shape}, got shape {t.shape} "
-                f"dtype {t.dtype}")
-        t = np.ascontiguousarray(t, dtype=np.int64)
-        bad = (t != IGNORE_INDEX) & ((t < 0) | (t >= self.n_tags))
-        if bad.any():
-            raise RefodeError(f"`y` holds tags outside [0, {self.n_tags}) other than -100")
+        t = np.ascontiguousarray(_validate.labels(y, ids.shape, self.n_tags, "y",
+                                                  IGNORE_INDEX, "tags"))
         if np.any(t[ids == self.padding_id] != IGNORE_INDEX):
             raise RefodeError(
                 f"`y` counts padded positions (x == padding_id {self.padding_id}); set their "
@@ -242,8 +250,8 @@ class ContinuousTagger:
         new.basis = target
         new.scheme = self.scheme if scheme is None else scheme
         tableau(new.scheme)  # validates the name
-        new.n_steps = _validate.positive_int(
-            self.n_steps if n_steps is None else n_steps, "n_steps")
+        new.n_steps = limits.n_steps(self.n_steps if n_steps is None else n_steps)
+        check_size(self.vocab_size, self.n_tags, self.rate, target.n)
         change = REDISCRETIZE[method]
         old = self.network.layers
         coefficients = {k: np.ascontiguousarray(change(v, self.basis, target))
@@ -257,6 +265,17 @@ class ContinuousTagger:
                            self.backend)),
         ])
         return new
+
+
+def check_size(vocab_size, n_tags, rate, n_basis):
+    """Refuse (RefodeError) a tagger of more than :data:`refode.limits.MAX_SCALARS`
+    scalars, from its sizes alone (nothing allocated)."""
+    from ..io import layout   # the file layout counts the arrays of a configuration
+
+    cfg = {"vocab_size": vocab_size, "n_tags": n_tags, "width": rate.width, "ffn": rate.ffn,
+           "n_basis": n_basis, "attention_bias": rate.attention_bias, "interval": [0, 1]}
+    params, _, _ = layout.shapes(layout.TAGGER, cfg)
+    limits.scalars(layout.count(params), "this ContinuousTagger")
 
 
 def _resolve_basis(basis, n_basis):

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import _validate
+from .. import _validate, limits
 from ..bases import Basis, basis
-from ..errors import BasisError
+from ..errors import BasisError, RefodeError
 from ..kernels import get
 from ._finite import all_finite
 from .mass import check_same_interval
@@ -114,10 +114,27 @@ def resolve_one(spec, name="basis"):
     return _from_spec(spec, name, DEFAULT_INTERVAL)
 
 
+def check_result_size(coefficients, n_out, name="coefficients"):
+    """Refuse, before anything is allocated, a change of basis whose ``(n_out, *S)`` result
+    would hold more than :data:`refode.limits.MAX_SCALARS` scalars and more than the
+    input ``coefficients`` (``(n_in, *S)``)."""
+    arr = np.asarray(coefficients)
+    if arr.ndim == 0 or arr.shape[0] == 0:
+        return   # the leading-axis check names the problem
+    out_size = n_out * (arr.size // arr.shape[0])
+    if out_size > max(limits.MAX_SCALARS, arr.size):
+        raise RefodeError(
+            f"the change of basis of `{name}` {arr.shape} onto {n_out} functions would hold "
+            f"{out_size:.3g} scalars, more than refode's cap of {limits.MAX_SCALARS:,} (and "
+            "than the input); use a smaller target basis")
+
+
 def change_basis(operator, coefficients, name="coefficients", backend="cpu"):
     """Validate ``coefficients`` of shape ``(operator.n_in, *S)`` and apply ``operator``.
 
-    The dtype and the leading axis are checked first. Finiteness is checked on the
+    The dtype and the leading axis are checked first, then the size of the result (at
+    most :data:`refode.limits.MAX_SCALARS` scalars, or the input's size if larger), before
+    anything is allocated. Finiteness is checked on the
     *result* when every source row is used by the operator: a NaN or Inf in a used
     row always reaches the result (``w * x`` with ``w != 0`` stays non-finite, and a
     non-finite term makes the sum non-finite), and the result is usually smaller
@@ -133,6 +150,7 @@ def change_basis(operator, coefficients, name="coefficients", backend="cpu"):
     if arr.dtype not in _validate.FLOAT_DTYPES:
         _validate.as_array(arr, name)  # raises, naming the dtype and the fix
     _validate.leading(arr, operator.n_in, name)
+    check_result_size(arr, operator.n_out, name)
     if not operator.covers_inputs and not all_finite(arr):
         _validate.as_array(arr, name)  # raises, counting the non-finite values
     out = operator.apply(arr, backend)

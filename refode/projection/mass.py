@@ -11,9 +11,9 @@ import functools
 import math
 
 import numpy as np
-from numpy.polynomial import legendre as npleg
 
 from ..bases import Basis
+from ..bases._gauss import leggauss
 from ..errors import BasisError
 
 
@@ -34,8 +34,23 @@ def gauss_points(basis_a, basis_b):
 
 
 def union_breakpoints(basis_a, basis_b):
-    """Sorted union of both bases' unit breakpoints (tuple of exact fractions)."""
-    return tuple(sorted(set(basis_a.unit_breakpoints) | set(basis_b.unit_breakpoints)))
+    """Sorted union of both bases' unit breakpoints (tuple of exact fractions).
+
+    Both lists are sorted already: one merge (linear in the number of breakpoints).
+    """
+    a, b = basis_a.unit_breakpoints, basis_b.unit_breakpoints
+    if a == b:
+        return tuple(a)
+    out, i, j = [], 0, 0
+    while i < len(a) or j < len(b):
+        if j == len(b) or (i < len(a) and a[i] < b[j]):
+            value, i = a[i], i + 1
+        elif i == len(a) or b[j] < a[i]:
+            value, j = b[j], j + 1
+        else:   # equal
+            value, i, j = a[i], i + 1, j + 1
+        out.append(value)
+    return tuple(out)
 
 
 def check_same_interval(basis_a, basis_b, name_a="a", name_b="b"):
@@ -48,27 +63,52 @@ def check_same_interval(basis_a, basis_b, name_a="a", name_b="b"):
         )
 
 
-def _values_on(basis, lo, hi, nodes):
-    """Values of all functions of ``basis`` at ``nodes`` in ``(0, 1)`` across the
-    unit subinterval ``[lo, hi]`` (exact), shape ``(len(nodes), basis.n)``."""
-    piece = basis.piece_at((lo + hi) / 2)
+def _pieces_of(basis, edges):
+    """The piece of ``basis`` holding each subinterval ``[edges[j], edges[j + 1]]`` of a
+    refinement ``edges`` of its breakpoints (exact, one merge walk)."""
+    breaks, pieces, p = basis.unit_breakpoints, [], 0
+    for hi in edges[1:]:
+        while breaks[p + 1] < hi:
+            p += 1
+        pieces.append(p)
+    return pieces
+
+
+def _values_on(basis, piece, lo, hi, nodes):
+    """The functions of ``basis`` that can be non-zero on the unit subinterval
+    ``[lo, hi]`` (exact) of ``piece`` and their values at ``nodes`` in ``(0, 1)`` across
+    it: ``(columns (q,), values (len(nodes), q))`` (:meth:`refode.Basis._piece_support`)."""
     edges = basis.unit_breakpoints
-    width = edges[piece + 1] - edges[piece]
-    xi_lo = float((lo - edges[piece]) / width)
-    xi_hi = float((hi - edges[piece]) / width)
-    return basis._eval_piece(piece, xi_lo + (xi_hi - xi_lo) * nodes)
+    left, right = edges[piece], edges[piece + 1]
+    xi_lo = 0.0 if lo == left else float((lo - left) / (right - left))
+    xi_hi = 1.0 if hi == right else float((hi - left) / (right - left))
+    return basis._piece_support(piece, xi_lo + (xi_hi - xi_lo) * nodes)
 
 
 @functools.lru_cache(maxsize=256)
 def _mass_cached(basis_a, basis_b):
-    g, w = npleg.leggauss(gauss_points(basis_a, basis_b))
+    """Sum over the subintervals of the Gauss rule's products, each added only into the
+    block of the functions that can be non-zero there (``O(K)`` work for the piecewise
+    families, not a dense ``K x K`` addition per subinterval). Every entry receives its
+    contributions in subinterval order (``np.add.at`` is unbuffered and ordered)."""
+    g, w = leggauss(gauss_points(basis_a, basis_b))
     nodes, weights = 0.5 * (g + 1.0), 0.5 * w  # the rule on [0, 1]
     out = np.zeros((basis_a.n, basis_b.n))
     edges = union_breakpoints(basis_a, basis_b)
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        va = _values_on(basis_a, lo, hi, nodes)
-        vb = _values_on(basis_b, lo, hi, nodes)
-        out += (va * (weights * float(hi - lo))[:, None]).T @ vb
+    rows, cols, values = [], [], []
+    for lo, hi, pa, pb in zip(edges[:-1], edges[1:], _pieces_of(basis_a, edges),
+                              _pieces_of(basis_b, edges)):
+        ca, va = _values_on(basis_a, pa, lo, hi, nodes)
+        cb, vb = _values_on(basis_b, pb, lo, hi, nodes)
+        block = (va * (weights * float(hi - lo))[:, None]).T @ vb
+        if ca.size == basis_a.n and cb.size == basis_b.n:
+            out += block   # global bases: one dense block
+        else:
+            rows.append(np.repeat(ca, cb.size))
+            cols.append(np.tile(cb, ca.size))
+            values.append(block.ravel())
+    if values:
+        np.add.at(out, (np.concatenate(rows), np.concatenate(cols)), np.concatenate(values))
     out *= basis_a.length
     out.setflags(write=False)
     return out

@@ -5,6 +5,10 @@ The accuracy is top-1 over every prediction that counts: an image (logits
 (tagger: logits ``(B, L, n_tags)``, targets ``(B, L)``). It is accumulated batch by
 batch as integer counts, so batches of different (trimmed) lengths never need to
 be concatenated.
+
+A prediction whose logits are not all finite (e.g. NaN from a running variance made
+negative by a change of basis) counts as **wrong**, never as the class ``argmax``
+happens to return for NaN (class 0); :func:`evaluate` reports how many there were.
 """
 import warnings
 
@@ -39,14 +43,41 @@ def count_correct(logits, y):
     Returns
     -------
     correct, counted : int
+        Predictions with a non-finite logit are counted, never correct.
     """
     y = np.asarray(y)
     if logits.shape[:-1] != y.shape:
         raise ShapeError(f"`y` must have the shape of the logits without their last axis "
                          f"{logits.shape[:-1]}, got {y.shape}")
     counts = y != IGNORE_INDEX
-    correct = (logits.argmax(axis=-1) == y) & counts
+    correct = (logits.argmax(axis=-1) == y) & counts & np.isfinite(logits).all(axis=-1)
     return int(np.count_nonzero(correct)), int(np.count_nonzero(counts))
+
+
+def count_nonfinite(logits, y):
+    """Predictions that count (target not ``-100``) and have a non-finite logit."""
+    counts = np.asarray(y) != IGNORE_INDEX
+    return int(np.count_nonzero(~np.isfinite(logits).all(axis=-1) & counts))
+
+
+class Accuracy(float):
+    """The accuracy of :func:`evaluate`: a float in [0, 1] with its counts.
+
+    Attributes
+    ----------
+    correct, counted : int
+        Correct predictions and predictions that count.
+    nonfinite : int
+        Counted predictions whose logits were not all finite (all counted as wrong).
+    """
+
+    def __new__(cls, correct, counted, nonfinite):
+        value = super().__new__(cls, correct / counted)
+        value.correct, value.counted, value.nonfinite = int(correct), int(counted), int(nonfinite)
+        return value
+
+    def __reduce__(self):
+        return Accuracy, (self.correct, self.counted, self.nonfinite)
 
 
 def _batches(x, y, batch_size, collate):
@@ -103,7 +134,9 @@ def evaluate(model, x, y, batch_size=EVAL_BATCH, collate=None):
 
     Returns
     -------
-    float
+    Accuracy
+        A float (``correct / counted``) that also carries ``correct``, ``counted``
+        and ``nonfinite`` (predictions with non-finite logits, counted as wrong).
 
     Warns
     -----
@@ -119,15 +152,14 @@ def evaluate(model, x, y, batch_size=EVAL_BATCH, collate=None):
         logits = model.forward(xb, train=False)
         c, n = count_correct(logits, yb)
         correct, counted = correct + c, counted + n
-        nonfinite += int(np.count_nonzero(~np.isfinite(logits).all(axis=-1)
-                                          & (np.asarray(yb) != IGNORE_INDEX)))
+        nonfinite += count_nonfinite(logits, yb)
     if counted == 0:
         raise RefodeError(f"no target of `y` counts (all are {IGNORE_INDEX}); pass real "
                           "targets")
     if nonfinite:
         warnings.warn(
-            f"{nonfinite} of {counted} predictions have non-finite logits (argmax takes "
-            "the first NaN, so they count as that class); the model is broken there, e.g. "
+            f"{nonfinite} of {counted} predictions have non-finite logits (counted as "
+            "wrong); the model is broken there, e.g. "
             "a running variance made negative by a change of basis (see "
             "StatefulODEBlock.nonpositive_variances)", RefodeWarning, stacklevel=2)
-    return correct / counted
+    return Accuracy(correct, counted, nonfinite)

@@ -149,6 +149,9 @@ class Trainer:
         if len(x) != len(y) or len(y) == 0:
             raise RefodeError(f"`x` and `y` must be non-empty and of equal length, "
                               f"got {len(x)} and {len(y)}")
+        check = getattr(self.model, "check_batch", None)
+        if check is not None:
+            check(x, y)   # every label and image before the first step, not at epoch 3
         if resume:
             self.resume()
         while self.epoch < self.epochs:

@@ -159,3 +159,34 @@ def test_unknown_family_and_bad_n():
         refode.basis("splines", 4)
     with pytest.raises(RefodeError, match="`n` must be an integer >= 1"):
         refode.basis("legendre", 0)
+
+
+@pytest.mark.parametrize("family", sorted(SIZES))
+def test_piece_support_is_the_non_zero_columns_of_eval_piece(family):
+    basis = refode.basis(family, SIZES[family] + (4 if family != "poly_linear" else 0))
+    xi = np.array([0.0, 0.25, 0.5, 1.0])
+    for piece in range(basis.n_pieces):
+        columns, values = basis._piece_support(piece, xi)
+        dense = basis._eval_piece(piece, xi)
+        np.testing.assert_array_equal(values, dense[:, columns])
+        others = np.setdiff1d(np.arange(basis.n), columns)
+        assert not dense[:, others].any()
+
+
+def test_gauss_rules_are_numpys_below_128_points_and_exact_above():
+    import scipy.special
+    from numpy.polynomial import legendre
+
+    from refode.bases._gauss import TRIDIAGONAL_FROM, leggauss
+
+    for n in (1, 5, TRIDIAGONAL_FROM - 1):
+        for ours, theirs in zip(leggauss(n), legendre.leggauss(n)):
+            np.testing.assert_array_equal(ours, theirs)
+    for n in (TRIDIAGONAL_FROM, 300):
+        x, w = leggauss(n)
+        xs, ws = legendre.leggauss(n)       # the dense eigenvalue solver (O(n^3))
+        np.testing.assert_allclose(x, xs, rtol=0, atol=4e-16)
+        np.testing.assert_allclose(w, ws, rtol=1e-11)
+        np.testing.assert_allclose(x, scipy.special.roots_legendre(n)[0], rtol=0, atol=4e-16)
+        for degree in (0, 2, 10):
+            assert abs(np.sum(w * x ** degree) - 2.0 / (degree + 1)) < 1e-13

@@ -143,3 +143,43 @@ def test_stage_times_are_floats_of_exact_positions():
 def test_grid_is_cached():
     basis, tab = refode.basis("legendre", 3), refode.tableau("rk4")
     assert stage_grid(basis, tab, 10) is stage_grid(refode.basis("legendre", 3), tab, 10)
+
+
+#: bases of the comparison of the vectorised grid with the per-stage exact definition.
+GRID_BASES = [("piecewise_constant", 7, (0.0, 1.0)), ("piecewise_linear", 6, (0.0, 1.0)),
+              ("fem_linear", 5, (-1.0, 2.0)), ("legendre", 4, (0.5, 2.0)),
+              ("chebyshev", 3, (0.0, 1.0)), ("fourier", 5, (0.0, 3.0)),
+              ("poly_linear", 2, (1.0, 2.0)), ("fem_linear", 2, (0.0, 1.0))]
+
+
+@pytest.mark.parametrize("family, k, interval", GRID_BASES)
+def test_vectorised_grid_is_bitwise_the_per_stage_exact_definition(family, k, interval):
+    from refode.integrate.grid import _sparse
+
+    basis = refode.basis(family, k, interval)
+    for scheme in refode.tableaus():
+        for n_steps, direction in ((1, "forward"), (6, "forward"), (7, "backward")):
+            tab = refode.tableau(scheme)
+            grid = stage_grid(basis, tab, n_steps, direction)
+            positions, sides = stage_positions(n_steps, tab, direction)
+            times = [[basis.t0 + float(p) * basis.length for p in row] for row in positions]
+            supports = tuple(tuple(_sparse(basis, p, s) for p, s in zip(row, srow))
+                             for row, srow in zip(positions, sides))
+            assert tuple(grid.positions) == positions and tuple(grid.sides) == sides
+            assert np.array_equal(grid.times, np.array(times))
+            assert tuple(grid.supports) == supports, (scheme, n_steps, direction)
+
+
+def test_a_grid_of_the_largest_n_is_built_lazily_and_n_is_capped():
+    from refode.integrate import _stages
+
+    basis = refode.basis("fem_linear", 9)
+    grid = stage_grid(basis, refode.tableau("rk4"), refode.limits.MAX_N_STEPS)
+    assert grid.times.shape == (refode.limits.MAX_N_STEPS, 4) and grid.times[-1, -1] == 1.0
+    assert isinstance(grid.supports, _stages.LazyRows) and not grid.supports._chunks
+    last = grid.supports[-1]                       # builds one chunk of steps only
+    assert last == tuple(refode.integrate.grid._sparse(basis, p, s) for p, s in
+                         zip(grid.positions[-1], grid.sides[-1]))
+    assert len(grid.supports._chunks) == 1
+    with pytest.raises(refode.RefodeError, match="`n_steps` is 100,001"):
+        stage_grid(basis, refode.tableau("rk4"), refode.limits.MAX_N_STEPS + 1)

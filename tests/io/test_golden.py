@@ -160,3 +160,55 @@ def test_malformed_golden_file_exits_2_naming_the_path(golden_net, tmp_path, cap
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 2 and all(where in line for line in lines), lines
     assert os.listdir(tmp_path) == ["bad.h5"]
+
+
+def test_train_golden_stores_the_running_statistics_after_the_step(golden_net, tmp_path):
+    model = small_net()
+    with h5py.File(golden_net, "r") as f:
+        x, y = f["inputs/x"][()], f["inputs/y"][()]
+        stored = {n: f[f"outputs/state/{n}"][()] for n in f["outputs/state"]}
+    before = {k: v.copy() for k, v in model.state.items()}
+    model.loss_and_gradients(x, y, update_state=True)
+    assert sorted(stored) == sorted(model.state) and len(stored) == 22
+    for name, value in model.state.items():
+        assert np.array_equal(stored[name], value), name
+    assert any(not np.array_equal(before[k], v) for k, v in model.state.items())
+    arrays = golden.write(tmp_path / "e.h5", small_net(), x, y, mode="eval")
+    assert not any(name.startswith("outputs/state") for name in arrays)
+
+
+def test_check_fails_when_running_statistics_differ_by_1e_6(golden_net, tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    names = ["outputs/state/block1.bn1.var", "outputs/state/block2.bn2.mean",
+             "outputs/state/stem_bn.var"]
+    for name in names:
+        cand = tmp_path / "cand.h5"
+        _perturbed_copy(golden_net, cand, name, rng)
+        assert cli.main(["check", str(golden_net), str(cand)]) == 1, name
+        failed = [line for line in capsys.readouterr().out.splitlines() if "FAIL" in line]
+        assert len(failed) == 1 and failed[0].startswith("/" + name), failed
+    with h5py.File(golden_net, "r") as f, h5py.File(cand, "w") as g:
+        f.copy("gradients", g)
+        g.create_group("outputs")
+        for name in ("logits", "loss"):
+            f.copy(f"outputs/{name}", g["outputs"])
+    assert cli.main(["check", str(golden_net), str(cand)]) == 1   # statistics not given
+    assert "/outputs/state/block1.bn1.var" in capsys.readouterr().out
+
+
+def test_running_statistics_are_all_or_none_and_train_mode_only(golden_net, tmp_path, capsys):
+    part = tmp_path / "part.h5"
+    part.write_bytes(golden_net.read_bytes())
+    with h5py.File(part, "r+") as f:
+        del f["outputs/state/block1.bn1.var"]
+    assert cli.main(["check", str(part), str(golden_net)]) == 2
+    assert "/outputs/state/block1.bn1.var: dataset missing" in capsys.readouterr().err
+    with h5py.File(part, "r+") as f:
+        del f["outputs/state"]               # a file written before the statistics were
+    assert cli.main(["check", str(part), str(golden_net)]) == 0   # stored still checks
+    capsys.readouterr()
+    with h5py.File(part, "r+") as f:
+        f.attrs["mode"] = np.bytes_(b"eval")
+        f["outputs/state/x"] = np.zeros(2)
+    assert cli.main(["check", str(part), str(golden_net)]) == 2
+    assert "running statistics in a golden file of mode 'eval'" in capsys.readouterr().err

@@ -169,3 +169,57 @@ def test_rediscretize_change_of_family_scheme_and_interpolation():
         + 0.5 * model.params["block1.conv1.weight"][1])
     with pytest.raises(RefodeError, match="method"):
         model.rediscretize(method="nearest")
+
+
+def test_recalibrate_refits_every_block_in_order_on_its_evaluation_input():
+    x, _ = batch(7)
+    model = _trained(tiny(n_basis=2, n_steps=2))
+    new = model.rediscretize(basis="legendre", n_basis=2, scheme="rk4", n_steps=1,
+                             stats="recalibrate", data=(x, None), batch_size=2)
+    hs = [x[:2], x[2:]]
+    for name, layer in new.net.layers.items():  # eval-mode inputs, earlier blocks refitted
+        if name.startswith("block"):
+            moved = model.net.layers[name].rebased(new.basis, "rk4", 1, "projection",
+                                                   "recalibrate")
+            want = moved.recalibrated([moved.batch_statistics(b)[1] for b in hs],
+                                      [len(b) for b in hs])
+            for key in want:
+                np.testing.assert_array_equal(layer.state[key], want[key])
+            assert not np.array_equal(layer.state["bn1.var"], moved.state["bn1.var"])
+        hs = [layer.forward(b, False)[0] for b in hs]
+    for name, value in model.params.items():  # weights: plain projection
+        np.testing.assert_array_equal(new.params[name], model.rediscretize(
+            basis="legendre", n_basis=2, scheme="rk4", n_steps=1).params[name])
+    again = model.rediscretize(basis="legendre", n_basis=2, scheme="rk4", n_steps=1,
+                               stats="recalibrate", data=x, batch_size=2)
+    assert all(np.array_equal(again.state[k], new.state[k]) for k in new.state)
+
+
+def test_rediscretize_statistics_policy_arguments_are_checked():
+    model = tiny(n_basis=2, n_steps=2)
+    x, _ = batch()
+    with pytest.raises(RefodeError, match="stats"):
+        model.rediscretize(stats="clip")
+    with pytest.raises(RefodeError, match="needs `data`"):
+        model.rediscretize(stats="recalibrate")
+    with pytest.raises(RefodeError, match="only used by stats='recalibrate'"):
+        model.rediscretize(stats="positive", data=x)
+    with pytest.raises(RefodeError, match="no images"):
+        model.rediscretize(stats="recalibrate", data=x[:0])
+
+
+def test_check_batch_validates_images_and_labels_before_any_work():
+    from refode.errors import ShapeError
+
+    net = ContinuousNet(in_channels=2, n_classes=4, widths=(2, 3), n_basis=1, n_steps=1)
+    assert (net.in_channels, net.n_classes) == (2, 4)
+    x, y = net.check_batch(np.zeros((3, 2, 4, 4), np.float32), np.array([0, 3, 1], np.uint8))
+    assert x.dtype == np.float64 and y.dtype == np.int64
+    with pytest.raises(ShapeError, match="`x` has 1 channels"):
+        net.check_batch(np.zeros((3, 1, 4, 4)), [0, 1, 2])
+    with pytest.raises(RefodeError, match=r"`y` holds 1 label\(s\) outside \[0, 4\)"):
+        net.check_batch(np.zeros((3, 2, 4, 4)), [0, 1, 4])
+    # one image of 2 x 2: the second stage's batch norm sees 1 value per channel
+    with pytest.raises(ShapeError, match="gives the last batch norm 1 value"):
+        net.loss_and_gradients(np.zeros((1, 2, 2, 2)), [0])
+    assert np.isfinite(net.loss(np.ones((1, 2, 2, 2)), [0], train=False))

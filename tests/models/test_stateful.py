@@ -221,3 +221,42 @@ def test_positivity_preserving_changes_do_not_warn():
             assert moved.nonpositive_variances() == []
             out, _ = moved.forward(_images(), train=False)
             assert np.isfinite(out).all()
+
+
+def test_positive_policy_keeps_variances_positive_where_projection_does_not():
+    block = _decaying_variance_block()
+    line = refode.basis("legendre", 2)
+    with pytest.warns(refode.errors.RefodeWarning):
+        plain = block.rebased(line, "rk4", 1, "projection")
+    for family, k in (("legendre", 2), ("fem_linear", 2), ("piecewise_constant", 2)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", refode.errors.RefodeWarning)
+            moved = block.rebased(refode.basis(family, k), "rk4", 1, "projection", "positive")
+        assert moved.nonpositive_variances() == []
+        assert np.isfinite(moved.forward(_images(), train=False)[0]).all()
+    moved = block.rebased(line, "rk4", 1, "projection", "positive")
+    for name in ("bn1.mean", "bn2.mean", "conv1.weight"):  # means and weights: plain L2
+        table = moved.state if name in moved.state else moved.params
+        plain_table = plain.state if name in plain.state else plain.params
+        np.testing.assert_array_equal(table[name], plain_table[name])
+    # onto pieces the log projection is the geometric mean of each pair: exp(mean log) - eps
+    halves = block.rebased(refode.basis("piecewise_constant", 2), "euler", 2, "projection",
+                           "positive").state["bn1.var"][:, 0]
+    var = np.array([1.0, 0.4, 0.05, 0.01]) + EPS
+    np.testing.assert_allclose(halves, np.sqrt(var[0::2] * var[1::2]) - EPS, rtol=1e-13)
+
+
+def test_recalibrated_statistics_are_the_averaged_batch_statistics_fitted():
+    block = _block("piecewise_constant", 2, "euler", 2)
+    xs = [_images(1), _images(2)[:2]]  # batches of 3 and 2 images
+    records = [block.batch_statistics(x)[1] for x in xs]
+    before = {k: v.copy() for k, v in block.state.items()}
+    state = block.recalibrated(records, [3, 2])
+    assert all(np.array_equal(block.state[k], before[k]) for k in before)  # not changed
+    for i, name in enumerate(STATS):  # Euler, N = K pieces: one stage sample per piece
+        want = np.stack([0.6 * np.asarray(a[i]) + 0.4 * np.asarray(b[i])
+                         for a, b in zip(*records)])
+        np.testing.assert_allclose(state[name], want, rtol=1e-14, atol=1e-15)
+    h, stages = block.batch_statistics(xs[0])
+    assert len(stages) == 2 and h.shape == xs[0].shape
+    np.testing.assert_array_equal(stages[0][0], records[0][0][0])  # deterministic

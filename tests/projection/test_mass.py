@@ -63,3 +63,48 @@ def test_mass_refuses_different_intervals_and_non_bases():
         mass(refode.basis("legendre", 2), refode.basis("legendre", 2, (0.0, 2.0)))
     with pytest.raises(BasisError, match="`b` must be a refode.Basis"):
         mass(refode.basis("legendre", 2), ("legendre", 2))
+
+
+def _dense_assembly(a, b):
+    """The definition term by term: every subinterval adds a dense (a.n, b.n) product."""
+    from refode.bases._gauss import leggauss
+
+    g, w = leggauss(gauss_points(a, b))
+    nodes, weights = 0.5 * (g + 1.0), 0.5 * w
+    out = np.zeros((a.n, b.n))
+    edges = union_breakpoints(a, b)
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        values = []
+        for basis in (a, b):
+            piece = basis.piece_at((lo + hi) / 2)
+            left, right = basis.unit_breakpoints[piece], basis.unit_breakpoints[piece + 1]
+            xi_lo, xi_hi = (float((v - left) / (right - left)) for v in (lo, hi))
+            values.append(basis._eval_piece(piece, xi_lo + (xi_hi - xi_lo) * nodes))
+        out += (values[0] * (weights * float(hi - lo))[:, None]).T @ values[1]
+    return out * a.length
+
+
+@pytest.mark.parametrize("fa, fb", [("piecewise_constant", "fem_linear"),
+                                    ("fem_linear", "piecewise_linear"),
+                                    ("piecewise_linear", "piecewise_constant"),
+                                    ("fem_linear", "fem_linear")])
+def test_block_assembly_equals_the_dense_assembly_bitwise(fa, fb):
+    a, b = refode.basis(fa, SIZES[fa] + 4), refode.basis(fb, SIZES[fb] + 2)
+    np.testing.assert_array_equal(mass(a, b), _dense_assembly(a, b))
+
+
+def test_union_breakpoints_is_the_sorted_union():
+    a, b = refode.basis("piecewise_constant", 6), refode.basis("fem_linear", 5)
+    assert union_breakpoints(a, b) == tuple(sorted(set(a.unit_breakpoints)
+                                                   | set(b.unit_breakpoints)))
+    assert union_breakpoints(a, a) == a.unit_breakpoints
+
+
+def test_large_k_mass_matrices_are_exact_and_banded():
+    k = 2048
+    for family, width in (("piecewise_constant", 0), ("fem_linear", 1),
+                          ("piecewise_linear", 1)):
+        m = mass(refode.basis(family, k))
+        rows, cols = np.nonzero(m)
+        assert np.abs(rows - cols).max() == width
+        np.testing.assert_allclose(m.sum(), 1.0, rtol=1e-13)   # sum of all phi_i phi_j

@@ -270,3 +270,18 @@ def test_overflow_from_finite_float32_input_is_returned():
 def test_public_exports():
     for name in ("project", "interpolate", "refine", "fit", "mass"):
         assert name in refode.__all__ and callable(getattr(refode, name))
+
+
+def test_banded_solve_of_large_k_equals_the_dense_cholesky():
+    import scipy.linalg
+
+    from refode.projection.mass import mass
+    from refode.projection.project import BANDED_MIN_N, projection_operator
+
+    source = refode.basis("piecewise_constant", 3)
+    for family in ("fem_linear", "piecewise_linear"):
+        target = refode.basis(family, BANDED_MIN_N + 2 * (family == "piecewise_linear"))
+        dense = scipy.linalg.cho_solve(scipy.linalg.cho_factor(mass(target)),
+                                       mass(target, source))
+        np.testing.assert_allclose(projection_operator(source, target).dense(), dense,
+                                   rtol=1e-12, atol=1e-14)

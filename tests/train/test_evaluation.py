@@ -87,3 +87,18 @@ def test_evaluate_warns_about_nonfinite_logits():
     with warnings.catch_warnings():
         warnings.simplefilter("error", RefodeWarning)
         assert evaluate(_Constant(False), x, y) == 0.75
+
+
+def test_nonfinite_logits_count_as_wrong_never_as_class_zero():
+    x, y = np.zeros((4, 1)), np.array([0, 1, 0, 1])  # the NaN row's label is class 0
+    with pytest.warns(RefodeWarning, match="1 of 4 predictions have non-finite logits "
+                                           r"\(counted as wrong\)"):
+        accuracy = evaluate(_Constant(True), x, y)
+    assert accuracy == 0.5 and accuracy.nonfinite == 1  # argmax of NaN would say 0.75
+    assert (accuracy.correct, accuracy.counted) == (2, 4)
+    clean = evaluate(_Constant(False), x, y)
+    assert clean == 0.5 and clean.nonfinite == 0 and isinstance(clean, float)
+    assert count_correct(np.array([[np.nan, 0.0], [0.0, np.inf]]), np.array([0, 1])) == (0, 2)
+    import pickle
+    again = pickle.loads(pickle.dumps(accuracy))
+    assert again == accuracy and again.nonfinite == 1

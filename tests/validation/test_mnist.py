@@ -37,7 +37,7 @@ def data_dir(tmp_path_factory, mnist):
 
 
 ARGS = ["--n-train", "24", "--n-test", "16", "--widths", "2,3", "--epochs-per-level", "1,1",
-        "--compress-to", "2", "--step-counts", "1,3", "--quiet"]
+        "--compress-to", "2", "--step-counts", "1,3", "--quiet", "--workers", "0"]
 
 
 def test_split_is_by_position_and_pooled(mnist, data_dir):
@@ -58,8 +58,13 @@ def test_run_writes_report_and_is_reproducible(mnist, data_dir, tmp_path):
     on_disk = json.loads((tmp_path / "a" / "report.json").read_text())
     assert on_disk["n_train"] == 24 and on_disk["n_test"] == 16
     rows = first["rows"]
-    # compression: trained + 3 families x 1 size x 2 methods; discretization: 3 x 2
-    assert sum(r["table"] == "compression" for r in rows) == 7
+    # compression: trained + 3 families x 1 size x 2 methods (the piecewise-constant
+    # projection onto K = 2 is the trained model) + 3 families x 2 statistics policies;
+    # discretization: 3 x 2
+    assert sum(r["table"] == "compression" for r in rows) == 6 + 6
+    assert {r["stats"] for r in rows} == {"project", "recalibrate", "positive"}
+    assert all(r["nonfinite"] == 0 for r in rows if r["stats"] != "project")
+    assert (tmp_path / "a" / "sweep" / "pareto_parameters.png").exists()
     assert sum(r["table"] == "discretization" for r in rows) == 6
     assert rows[0]["method"] == "trained" and rows[0]["n_basis"] == 2
     assert all(r["nonpositive_variance_stages"] >= 0 for r in rows)

@@ -45,7 +45,8 @@ def treebank(tmp_path_factory):
 
 def _args(data, out, *extra):
     return ["--data", str(data), "--out", str(out), "--width", "8", "--ffn", "8",
-            "--epochs", "1,1", "--warmup", "2", "--batch-tokens", "40", "--quiet", *extra]
+            "--epochs", "1,1", "--warmup", "2", "--batch-tokens", "40", "--quiet",
+            "--workers", "0", *extra]
 
 
 def test_main_writes_report_tables_and_model(treebank, tmp_path, capsys):
