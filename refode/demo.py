@@ -34,7 +34,7 @@ import numpy as np
 from . import _io
 from .io import golden, save
 from .models import ContinuousNet
-from .train import SGD, Trainer, evaluate
+from .train import SGD, Trainer
 
 #: channels of the two stages (stitch + ODE-block each).
 WIDTHS = (16, 32)
@@ -153,20 +153,11 @@ def evaluate_all(model, x, y, x_calibration, out, quiet=True):
     Writes ``out/data``, ``out/sweep.json`` and a fresh ``out/sweep``; ``model`` must be
     saved as ``out/model.h5``. The trained model's rows have method ``"trained"``.
     """
-    from .sweep import run_sweep
+    from .sweep import run_sweep, write_inputs
 
-    data = os.path.join(out, "data")
-    os.makedirs(data, exist_ok=True)
-    for name, arrays in (("test.npz", {"x": x, "y": y}),
-                         ("calibration.npz", {"x": x_calibration,
-                                              "y": np.zeros(len(x_calibration), np.int64)})):
-        with _io.atomic_path(os.path.join(data, name)) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
-    config = os.path.join(out, "sweep.json")
-    _io.write_text(config, json.dumps(sweep_config(), indent=1) + "\n")
+    config, test = write_inputs(out, x, y, x_calibration, sweep_config())
     shutil.rmtree(os.path.join(out, "sweep"), ignore_errors=True)  # a new model: recompute
-    result = run_sweep(config, [os.path.join(data, "test.npz")], os.path.join(out, "sweep"),
+    result = run_sweep(config, [test], os.path.join(out, "sweep"),
                        n_workers=max(SWEEP_WORKERS, 1), processes=SWEEP_WORKERS > 0,
                        progress=not quiet)
     rows = []

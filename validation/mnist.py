@@ -51,7 +51,6 @@ import json
 import os
 import sys
 import time
-import warnings
 
 import numpy as np
 
@@ -59,11 +58,10 @@ if __package__ in (None, ""):  # run as a script: make the package `validation` 
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from refode import _io, save  # noqa: E402
-from refode.errors import RefodeWarning  # noqa: E402
 from refode.demo import single_threaded_blas  # noqa: E402
 from refode.io.data import IMAGE_RANK, LABEL_RANK, PIXEL_MAX, read_idx  # noqa: E402
 from refode.models import ContinuousNet  # noqa: E402
-from refode.sweep import run_sweep  # noqa: E402
+from refode.sweep import run_sweep, write_inputs  # noqa: E402
 from refode.train import SGD, Trainer  # noqa: E402
 from validation.provenance import git_revision  # noqa: E402
 
@@ -199,17 +197,8 @@ def sweep_config(args, model):
 
 def evaluate_tables(args, model, x, y, x_calibration, log):
     """Rows of the compression table, then of the discretization table (one sweep)."""
-    data = os.path.join(args.out, "data")
-    os.makedirs(data, exist_ok=True)
-    for name, arrays in (("test.npz", {"x": x, "y": y}),
-                         ("calibration.npz", {"x": x_calibration,
-                                              "y": np.zeros(len(x_calibration), np.int64)})):
-        with _io.atomic_path(os.path.join(data, name)) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
-    config = os.path.join(args.out, "sweep.json")
-    _io.write_text(config, json.dumps(sweep_config(args, model), indent=1) + "\n")
-    result = run_sweep(config, [os.path.join(data, "test.npz")],
+    config, test = write_inputs(args.out, x, y, x_calibration, sweep_config(args, model))
+    result = run_sweep(config, [test],
                        os.path.join(args.out, "sweep"), n_workers=max(args.workers, 1),
                        processes=args.workers > 0, progress=not args.quiet)
     k, n = model.basis.n, model.n_steps

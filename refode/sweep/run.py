@@ -125,6 +125,38 @@ def _resolved_cells(cfg):
     return [cell_id(c) for c in resolved], resolved
 
 
+def write_inputs(out, x, y, x_calibration, config):
+    """Write a sweep's inputs into ``out``: ``data/test.npz``, ``data/calibration.npz``
+    (labels zero: recalibration reads images only) and the JSON ``sweep.json``.
+
+    Parameters
+    ----------
+    out : str
+        Folder (created).
+    x, y : test images ``(n, C, H, W)`` and labels ``(n,)``
+    x_calibration : images ``(m, C, H, W)`` for ``stats="recalibrate"``
+    config : dict
+        The sweep configuration (:mod:`refode.sweep.config`).
+
+    Returns
+    -------
+    config_path, test_path : str
+    """
+    import numpy as np
+
+    data = os.path.join(out, "data")
+    os.makedirs(data, exist_ok=True)
+    for name, arrays in (("test.npz", {"x": x, "y": y}),
+                         ("calibration.npz", {"x": x_calibration,
+                                              "y": np.zeros(len(x_calibration), np.int64)})):
+        with _io.atomic_path(os.path.join(data, name)) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+    config_path = os.path.join(out, "sweep.json")
+    _io.write_text(config_path, json.dumps(config, indent=1) + "\n")
+    return config_path, os.path.join(data, "test.npz")
+
+
 def _client(distributed, scheduler, n_workers, processes):
     """``(client, cluster)``: a client of ``scheduler`` or of a new LocalCluster."""
     if scheduler is not None:
