@@ -7,6 +7,17 @@ from ..errors import RefodeError, ShapeError
 from ..io import layout
 
 
+def require(module, package, interop):
+    """Import ``module`` (a framework), or a RefodeError saying what to install."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:  # pragma: no cover - exercised only without the framework
+        raise RefodeError(f"refode.interop.{interop} needs {package}; install it with "
+                          f"`python -m pip install {module}`") from err
+
+
 def model_of(source):
     """A refode model from a model, a weight file or a golden file (its ``/model``)."""
     from ..models import ContinuousNet, ContinuousTagger

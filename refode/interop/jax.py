@@ -29,16 +29,11 @@ Examples
 import numpy as np
 
 from ..errors import RefodeError
-from ._common import build, describe, model_of
+from ._common import build, describe, model_of, require
 
 
 def _require_jax():
-    try:
-        import jax
-    except ImportError as err:  # pragma: no cover - exercised only without jax
-        raise RefodeError("refode.interop.jax needs JAX; install it with "
-                          "`python -m pip install jax`") from err
-    return jax
+    return require("jax", "JAX", "jax")
 
 
 def config(source):

@@ -40,7 +40,7 @@ from collections import OrderedDict
 import numpy as np
 
 from ..errors import RefodeError
-from ._common import build, describe, model_of
+from ._common import build, describe, model_of, require
 
 #: refode's last name component -> PyTorch's.
 NAME_TABLE = (("gamma", "weight"), ("beta", "bias"), ("mean", "running_mean"),
@@ -52,12 +52,7 @@ _TO_REFODE = {v: k for k, v in NAME_TABLE}
 
 
 def _require_torch():
-    try:
-        import torch
-    except ImportError as err:  # pragma: no cover - exercised only without torch
-        raise RefodeError("refode.interop.torch needs PyTorch; install it with "
-                          "`python -m pip install torch`") from err
-    return torch
+    return require("torch", "PyTorch", "torch")
 
 
 #: normalisation layers (the only ones renamed): ``stem_bn``, ``head_bn``, ``*.bn``,

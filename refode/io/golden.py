@@ -164,7 +164,14 @@ def read_candidate(fh):
     return arrays
 
 
-def _row(name, ref, cand, rtol, atol):
+def compare_row(name, ref, cand, rtol, atol):
+    """The verdict on one array (docs/format.md section 3.4, the rule of ``refode check``).
+
+    Returns
+    -------
+    dict with ``array, shape, max_abs, max_rel, passed, note``; ``note`` names why a
+    candidate fails before any arithmetic (``"missing"``, its shape, dtype, ``"non-finite"``).
+    """
     row = {"array": "/" + name, "shape": tuple(np.shape(ref)), "max_abs": np.nan,
            "max_rel": np.nan, "passed": False, "note": ""}
     if cand is None:
@@ -205,5 +212,6 @@ def compare(golden, candidate, rtol=None, atol=None):
         cand = read_candidate(fh)
     rtol = tol["rtol"] if rtol is None else float(rtol)
     atol = tol["atol"] if atol is None else float(atol)
-    rows = [_row(name, ref, cand.get(name), rtol, atol) for name, ref in reference.items()]
+    rows = [compare_row(name, ref, cand.get(name), rtol, atol)
+            for name, ref in reference.items()]
     return rows, rtol, atol

@@ -77,26 +77,14 @@ def _order(name):
 
 
 def _row(name, ref, cand, rtol, atol):
-    """One row: the rule of docs/format.md section 3.4 (that of ``refode check``)."""
-    row = {"array": "/" + name, "shape": tuple(np.shape(ref)), "max_abs": np.nan,
-           "max_rel": np.nan, "worst_index": None, "golden": np.nan, "candidate": np.nan,
-           "passed": False, "note": ""}
-    if cand is None:
-        row["note"] = "missing"
-    elif np.shape(cand) != np.shape(ref):
-        row["note"] = f"shape {np.shape(cand)}"
-    elif not np.issubdtype(np.asarray(cand).dtype, np.number):
-        row["note"] = f"dtype {np.asarray(cand).dtype}"
-    else:
+    """One row: :func:`refode.io.golden.compare_row` plus the worst element."""
+    verdict = _golden.compare_row(name, ref, cand, rtol, atol)
+    row = {k: verdict[k] for k in ("array", "shape", "max_abs", "max_rel")}
+    row.update(worst_index=None, golden=np.nan, candidate=np.nan)
+    if verdict["note"] in ("", "non-finite"):   # comparable: same shape, numeric
         ref64, cand64 = (np.asarray(a, dtype=np.float64) for a in (ref, cand))
         row["worst_index"], row["golden"], row["candidate"] = _worst(ref64, cand64, rtol, atol)
-        if not np.isfinite(cand64).all():
-            row["note"] = "non-finite"
-            return row
-        err = np.abs(cand64 - ref64)
-        row["max_abs"] = float(err.max(initial=0.0))
-        row["max_rel"] = float((err / np.maximum(np.abs(ref64), TINY)).max(initial=0.0))
-        row["passed"] = bool(np.all(err <= atol + rtol * np.abs(ref64)))
+    row.update(passed=verdict["passed"], note=verdict["note"])
     return row
 
 
