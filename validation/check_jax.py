@@ -7,7 +7,7 @@ travel through ``refode.interop.jax.trees``, the gradients come from ``jax.grad`
 (eager: ``jax.jit`` of these unrolled graphs compiles slower than it runs). ``--quick``
 runs 2 of check_torch's 7 quick cases (JAX's eager dispatch is slow).
 
-    python validation/check_jax.py [--quick]
+    python validation/check_jax.py [--quick] [--progress]
 
 Exit 1 if a row exceeds its tolerance (float64 1e-10, float32 2e-3, relative).
 """
@@ -58,9 +58,15 @@ def jax_arrays(model, x, y, mode):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a subset (CI): 2 cases")
+    parser.add_argument("--progress", action="store_true",
+                        help="one line per case on stderr (the full run takes hours)")
     args = parser.parse_args(argv)
     rows, start = [], time.perf_counter()
-    for case in pc.cases(args.quick, subset=QUICK_SUBSET if args.quick else None):
+    todo = pc.cases(args.quick, subset=QUICK_SUBSET if args.quick else None)
+    for done, case in enumerate(todo):
+        if args.progress:
+            print(f"[{done + 1}/{len(todo)} {time.perf_counter() - start:.0f} s] {case[:6]}",
+                  file=sys.stderr, flush=True)
         model, x, y, modes, _ = pc.make(case)
         for mode in modes:
             ref = pc.reference(model, x, y, mode)

@@ -12,6 +12,8 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
+from ..constants import FLAX_LN_EPS, FLAX_PADDING_ID as PADDING_ID  # noqa: F401
+
 #: files of a run directory.
 MODEL_JSON, HYPER_JSON = "model.json", "optimizer_hyper_params.json"
 CHECKPOINT = re.compile(r"checkpoint_(\d+)")
@@ -30,8 +32,6 @@ BASES = ("piecewise_constant", "fem_linear", "piecewise_linear", "poly_linear")
 NORMS = ("BatchNorm", "BatchNorm-opt-flax", "BatchNorm-freeze")
 #: stage widths of the classifier as multiples of ``hidden * alpha``.
 WIDTH_FACTORS = (1, 2, 4)
-#: Flax's LayerNorm epsilon and the tagger's padding token id.
-FLAX_LN_EPS, PADDING_ID = 1e-6, 0
 #: attributes of the original's classes and their defaults (used for absent keys).
 CLASSIFIER_FIELDS = {"alpha": 1, "hidden": 16, "n_classes": 10, "n_step": 2, "scheme": "Euler",
                      "n_basis": 2, "basis": "piecewise_constant", "norm": "BatchNorm",

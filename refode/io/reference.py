@@ -13,7 +13,7 @@ from .. import _validate, kernels, limits
 from ..errors import RefodeError
 from ..models import ContinuousNet
 from ..models import _ops
-from ..models.tagger import IGNORE_INDEX
+from ..constants import IGNORE_INDEX
 from . import layout
 
 #: modes of a golden run: batch statistics (training) or running statistics.

@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 
 from ..errors import RefodeWarning
-from ..models._ops import EPS
+from ..constants import BN_EPS as EPS
 from ..models.stateful import StatefulODEBlock
 
 #: the running variances of a stateful ODE-block.

@@ -11,13 +11,7 @@ from .. import kernels
 
 #: the backend of the model layers.
 BACKEND = "cpu"
-#: momentum of the running statistics, PyTorch's convention:
-#: ``running = MOMENTUM * batch + (1 - MOMENTUM) * running`` (the paper's m = 0.9).
-MOMENTUM = 0.1
-#: weight of the previous running statistic, ``m = 1 - MOMENTUM`` (exactly 0.9 in float64).
-KEEP = 1.0 - MOMENTUM
-#: variance regulariser of every batch norm.
-EPS = 1e-5
+from ..constants import BN_EPS as EPS, KEEP, MOMENTUM  # noqa: F401  (re-exported)
 
 
 def _k(name):

@@ -41,7 +41,7 @@ from ..integrate.tableau import tableau
 from ..projection.fit import design_matrix
 from ..projection.mass import union_breakpoints
 from . import _ops
-from ._ops import EPS
+from ..constants import BN_EPS as EPS
 from ._layers import Layer
 from .conv import STATS, ConvRate, weight_shapes
 from .layers import he_normal

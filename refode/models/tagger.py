@@ -20,7 +20,7 @@ from .tagger_layers import EncoderODEBlock, LayerNorm, TokenEmbedding
 from .transformer import LN_EPS, make_rate
 
 #: target value that does not count in the loss (PyTorch's ``ignore_index``).
-IGNORE_INDEX = -100
+from ..constants import IGNORE_INDEX
 #: name of the ODE-block layer; its arrays are ``"ode.<weight>"`` with leading axis K.
 ODE = "ode"
 #: default number of basis functions (and of steps when ``n_steps`` is left out).

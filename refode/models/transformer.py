@@ -44,11 +44,7 @@ import numpy as np
 from .. import _validate, kernels
 from ..errors import RefodeError, ShapeError
 
-#: default layer-norm regulariser: PyTorch's ``nn.LayerNorm`` default. (Flax's default,
-#: which the original code uses, is :data:`FLAX_LN_EPS`.)
-LN_EPS = 1e-5
-#: Flax's ``nn.LayerNorm`` default regulariser, used by the paper's code.
-FLAX_LN_EPS = 1e-6
+from ..constants import FLAX_LN_EPS, LN_EPS  # noqa: F401  (re-exported)
 #: names of the weights of the attention sublayer that always exist.
 ATTENTION = "attn_weights"
 #: name of the optional attention biases.

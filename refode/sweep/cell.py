@@ -20,7 +20,7 @@ from ..io import load
 from ..io.data import load_data
 from ..io.layout import CONTINUOUS_NET, config_of
 from ..io.summary import depth_dependent, relative_l2_error
-from ..models.tagger import IGNORE_INDEX
+from ..constants import IGNORE_INDEX
 from ..train.collate import trim_padding
 from ..train.evaluation import count_correct, count_nonfinite, predict
 from .config import cell_id, resolve_cell

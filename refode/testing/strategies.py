@@ -29,7 +29,7 @@ from ..bases import basis as make_basis, families
 from ..errors import BasisError
 from ..integrate.tableau import Tableau, tableau, tableaus
 from ..models import ContinuousNet, ContinuousTagger
-from ..models.tagger import IGNORE_INDEX
+from ..constants import IGNORE_INDEX
 from .cases import build_model
 
 #: largest basis size drawn by default (small examples run fast).

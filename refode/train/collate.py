@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import _validate
 from ..errors import RefodeError, ShapeError
-from ..models.tagger import IGNORE_INDEX
+from ..constants import IGNORE_INDEX
 
 #: token id of padding in refode's taggers (their default ``padding_id``).
 PADDING_ID = 0

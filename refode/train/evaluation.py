@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import _validate
 from ..errors import RefodeError, RefodeWarning, ShapeError
-from ..models.tagger import IGNORE_INDEX
+from ..constants import IGNORE_INDEX
 
 #: images (or sentences) per forward pass of :func:`evaluate` (bounds the memory).
 EVAL_BATCH = 256

@@ -9,8 +9,7 @@ import numpy as np
 
 from ... import config
 
-#: variance regulariser, as PyTorch's and Flax's default.
-EPS = 1e-5
+from ...constants import BN_EPS as EPS
 
 
 @numba.njit(**config.njit_options())

@@ -8,8 +8,7 @@ import numpy as np
 
 from ... import config
 
-#: default target value that is not counted, as PyTorch's ``ignore_index``.
-IGNORE_INDEX = -100
+from ...constants import IGNORE_INDEX
 
 
 @numba.njit(**config.njit_options())

@@ -12,8 +12,7 @@ from ._io import copy_back, inputs, scratch
 
 cuda = cuda_module()
 
-#: variance regulariser, as PyTorch's and Flax's default.
-EPS = 1e-5
+from ...constants import BN_EPS as EPS
 
 
 @cuda.jit

@@ -12,8 +12,7 @@ from ._io import copy_back, inputs, rows, scratch
 
 cuda = cuda_module()
 
-#: default target value that is not counted, as PyTorch's ``ignore_index``.
-IGNORE_INDEX = -100
+from ...constants import IGNORE_INDEX
 
 
 @cuda.jit(device=True)

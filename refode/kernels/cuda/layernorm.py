@@ -10,8 +10,7 @@ from ._io import copy_back, inputs, rows, scratch
 
 cuda = cuda_module()
 
-#: variance regulariser, as PyTorch's and Flax's default.
-EPS = 1e-5
+from ...constants import LN_EPS as EPS
 
 
 @cuda.jit

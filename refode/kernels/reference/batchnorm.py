@@ -11,8 +11,7 @@ results are cast to the dtype of the outputs. Training needs ``N * H * W >= 2``.
 """
 import numpy as np
 
-#: variance regulariser, as PyTorch's and Flax's default.
-EPS = 1e-5
+from ...constants import BN_EPS as EPS
 #: the axes reduced per channel in NCHW.
 AXES = (0, 2, 3)
 

@@ -7,8 +7,7 @@ with (N,)). Targets equal to ``ignore_index`` do not count, as PyTorch's
 """
 import numpy as np
 
-#: default target value that is not counted, as PyTorch's ``ignore_index``.
-IGNORE_INDEX = -100
+from ...constants import IGNORE_INDEX
 
 
 def _work(x):

@@ -5,8 +5,7 @@ variance of each row are recomputed by the VJP from ``x``.
 """
 import numpy as np
 
-#: variance regulariser, as PyTorch's and Flax's default.
-EPS = 1e-5
+from ...constants import LN_EPS as EPS
 
 
 def _work(x):
