@@ -10,9 +10,10 @@ os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from hypothesis import settings  # noqa: E402
 
 from refode import config  # noqa: E402
+
+from . import profiles  # noqa: E402
 
 #: small odd block size so that tiny inputs span several CUDA blocks in the simulator.
 SIM_THREADS_PER_BLOCK = 7
@@ -20,8 +21,7 @@ SIM_THREADS_PER_BLOCK = 7
 if os.environ["NUMBA_ENABLE_CUDASIM"] == "1":
     config.CUDA_THREADS_PER_BLOCK = SIM_THREADS_PER_BLOCK
 
-settings.register_profile("refode", deadline=None, max_examples=25, derandomize=True)
-settings.load_profile(os.environ.get("REFODE_HYPOTHESIS_PROFILE", "refode"))
+profiles.load()
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from .vjp_checks import (
     assert_thread_count_invariant,
     run_outputs,
 )
+from tests.profiles import examples
 
 KERNELS = ("attention", "attention.attention_vjp")
 #: (B, L, D) per backend: the CUDA simulator runs every thread in Python.
@@ -129,14 +130,14 @@ def _setup(problem, backend):
     return _op(backend, heads, mask, names), inp, rng
 
 
-@settings(max_examples=12)
+@settings(max_examples=examples(12))
 @given(problem=_problems(), backend=st.sampled_from(["reference", "cpu"]))
 def test_vjp_dot_product_identity(problem, backend):
     (forward, gradient), inp, rng = _setup(problem, backend)
     assert_dot_product_identity(forward, gradient, inp, rng)
 
 
-@settings(max_examples=6)
+@settings(max_examples=examples(6))
 @given(problem=_problems(), backend=st.sampled_from(["reference", "cpu"]))
 def test_vjp_matches_finite_differences(problem, backend):
     (forward, gradient), inp, rng = _setup(problem, backend)

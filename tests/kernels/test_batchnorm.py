@@ -18,6 +18,7 @@ from .vjp_checks import (
     assert_thread_count_invariant,
     run_outputs,
 )
+from tests.profiles import examples
 
 KERNELS = ("batchnorm", "batchnorm.batchnorm_eval", "batchnorm.batchnorm_vjp",
            "batchnorm.batchnorm_eval_vjp")
@@ -105,7 +106,7 @@ def _inputs(names, shape, rng):
 _shapes = st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 2), st.integers(1, 3))
 
 
-@settings(max_examples=10)
+@settings(max_examples=examples(10))
 @given(shape=_shapes, seed=st.integers(0, 2**32 - 1), form=st.sampled_from(["train", "eval"]),
        backend=st.sampled_from(["reference", "cpu"]))
 def test_vjp_dot_product_identity(shape, seed, form, backend):
@@ -116,7 +117,7 @@ def test_vjp_dot_product_identity(shape, seed, form, backend):
     assert_dot_product_identity(forward, gradient, _inputs(names, shape, rng), rng)
 
 
-@settings(max_examples=6)
+@settings(max_examples=examples(6))
 @given(shape=_shapes, seed=st.integers(0, 2**32 - 1), form=st.sampled_from(["train", "eval"]),
        backend=st.sampled_from(["reference", "cpu"]))
 def test_vjp_matches_finite_differences(shape, seed, form, backend):

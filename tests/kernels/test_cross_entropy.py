@@ -17,6 +17,7 @@ from .vjp_checks import (
     assert_thread_count_invariant,
     run_outputs,
 )
+from tests.profiles import examples
 
 KERNELS = ("cross_entropy", "cross_entropy.cross_entropy_vjp")
 #: logits shapes per backend, (B, L, C) and (N, C): the CUDA simulator is slow.
@@ -96,7 +97,7 @@ def _op(targets, backend):
 _shapes = st.lists(st.integers(1, 3), min_size=1, max_size=2).map(tuple)
 
 
-@settings(max_examples=12)
+@settings(max_examples=examples(12))
 @given(lead=_shapes, classes=st.integers(1, 5), seed=st.integers(0, 2**32 - 1),
        backend=st.sampled_from(["reference", "cpu"]))
 def test_vjp_dot_product_identity_and_finite_differences(lead, classes, seed, backend):

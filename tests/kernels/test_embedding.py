@@ -17,6 +17,7 @@ from .vjp_checks import (
     assert_thread_count_invariant,
     run_outputs,
 )
+from tests.profiles import examples
 
 KERNELS = ("embedding", "embedding.embedding_vjp")
 #: (B, L, vocabulary, D) per backend: the CUDA simulator runs every thread in Python.
@@ -92,7 +93,7 @@ def _op(ids, backend):
 _shapes = st.tuples(st.integers(1, 3), st.integers(1, 4), st.integers(1, 4), st.integers(1, 3))
 
 
-@settings(max_examples=10)
+@settings(max_examples=examples(10))
 @given(shape=_shapes, seed=st.integers(0, 2**32 - 1), backend=st.sampled_from(["reference", "cpu"]))
 def test_vjp_dot_product_identity_and_finite_differences(shape, seed, backend):
     b, length, vocab, d = shape

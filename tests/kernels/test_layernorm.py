@@ -17,6 +17,7 @@ from .vjp_checks import (
     assert_thread_count_invariant,
     run_outputs,
 )
+from tests.profiles import examples
 
 KERNELS = ("layernorm", "layernorm.layernorm_vjp")
 #: (B, L, D) per backend: the CUDA simulator runs every thread in Python.
@@ -85,14 +86,14 @@ def _inputs(shape, rng):
 _shapes = st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(2, 5))
 
 
-@settings(max_examples=10)
+@settings(max_examples=examples(10))
 @given(shape=_shapes, seed=st.integers(0, 2**32 - 1), backend=st.sampled_from(["reference", "cpu"]))
 def test_vjp_dot_product_identity(shape, seed, backend):
     rng = np.random.default_rng(seed)
     assert_dot_product_identity(*_op(backend), _inputs(shape, rng), rng)
 
 
-@settings(max_examples=6)
+@settings(max_examples=examples(6))
 @given(shape=_shapes, seed=st.integers(0, 2**32 - 1), backend=st.sampled_from(["reference", "cpu"]))
 def test_vjp_matches_finite_differences(shape, seed, backend):
     rng = np.random.default_rng(seed)

@@ -13,8 +13,9 @@ from refode.testing import build_model
 from refode.testing import strategies as rst
 
 from .conftest import ROOT
+from tests.profiles import examples
 
-FEW = settings(max_examples=15, deadline=None)
+FEW = settings(max_examples=examples(15), deadline=None)
 
 
 def test_valid_sizes_follow_the_families():
@@ -41,7 +42,7 @@ def test_coefficients_fit_the_basis(data):
     assert np.all(np.abs(coefs) <= 2.0)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(rst.random_tableaus())
 def test_random_tableaus_are_valid_explicit_methods(tab):
     s = tab.stages
@@ -87,7 +88,7 @@ def test_inputs_fit_the_models(data):
         assert np.all((y == -100) | ((0 <= y) & (y < model.n_tags)))
 
 
-@settings(max_examples=5, deadline=None)
+@settings(max_examples=examples(5), deadline=None)
 @given(st.data())
 def test_saved_models_load_bitwise(tmp_path_factory, data):
     saved = data.draw(rst.saved_models(directory=tmp_path_factory.mktemp("saved")))
