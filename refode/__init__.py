@@ -6,6 +6,7 @@ Public API (re-exported here explicitly):
 - changes of basis: :func:`project`, :func:`interpolate`, :func:`refine`, :func:`fit`,
   :func:`mass`
 - tableaus: :func:`tableau`, :func:`tableaus`, :class:`Tableau`
+- the weights at a depth: :func:`theta` (the one definition of ``theta(t)``)
 - integration: :func:`odeint`, :func:`gradient` (discrete and continuous adjoints),
   :class:`CheckpointStats`; :mod:`refode.integrate` also has ``vjp``
 - rates and models: :mod:`refode.rates` (``DenseTanh``), :mod:`refode.models`
@@ -27,6 +28,7 @@ from .projection import fit, interpolate, mass, project, refine
 # --- integration exports (refode/integrate) ---
 from . import rates
 from .integrate import CheckpointStats, gradient, odeint
+from .integrate.weights import theta  # noqa: F401  (the weights at a depth, theta(t))
 
 from . import models  # noqa: E402  (after the core it builds on)
 
@@ -37,7 +39,7 @@ __all__ = [
     "Basis", "basis", "families",
     "project", "interpolate", "refine", "fit", "mass",
     "Tableau", "tableau", "tableaus",
-    "odeint", "gradient", "CheckpointStats", "rates", "models",
+    "odeint", "gradient", "CheckpointStats", "theta", "rates", "models",
     "save", "load",
     "RefodeError", "BasisError", "ShapeError", "TableauError", "FormatError",
 ]

@@ -10,11 +10,13 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 COMPLEX_DTYPES = (np.dtype(np.complex64), np.dtype(np.complex128))
 
 
-def as_array(x, name, *, allow_complex=False):
+def as_array(x, name, *, allow_complex=False, check_finite=True):
     """Return ``x`` as a floating ndarray, or raise naming ``name``.
 
     Integer and boolean input is refused (cast it explicitly to float64 or float32);
-    non-finite values are refused because they poison every sum they enter.
+    non-finite values are refused because they poison every sum they enter
+    (:func:`finite` words the message: count, kind and index of the first), unless
+    ``check_finite=False`` (scipy's convention: for values a computation produced).
     """
     arr = np.asarray(x)
     allowed = FLOAT_DTYPES + (COMPLEX_DTYPES if allow_complex else ())
@@ -30,13 +32,84 @@ def as_array(x, name, *, allow_complex=False):
             f"`{name}` has dtype {arr.dtype}; refode works in {names}: "
             f"convert it first, e.g. `np.asarray({name}, dtype=np.float64)`"
         )
-    if not np.all(np.isfinite(arr)):
-        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
-        raise RefodeError(
-            f"`{name}` contains {bad} non-finite value(s) (NaN or Inf); "
-            "remove or replace them before calling refode"
-        )
+    return finite(arr, name) if check_finite else arr
+
+
+# --------------------------------------------------------------------------------------
+# Non-finite values (the policy, docs/developing.md "NaN and Inf")
+# --------------------------------------------------------------------------------------
+# refode is an oracle: a NaN or Inf in what the caller passes (inputs, coefficients,
+# weights, running statistics, data, cotangents) is a caller error and raises a
+# RefodeError that names the array, the first bad index and its kind. A NaN the
+# computation produces itself from finite input (e.g. the square root of a compressed
+# running variance that went negative) is not an input error: it is propagated, warned
+# about where refode can tell (``warn_nonpositive``) and counted (``evaluate`` and
+# ``refode eval`` count non-finite logits as wrong predictions).
+
+def first_nonfinite(arr):
+    """``None`` if every entry of ``arr`` is finite, else ``(count, index, kind)``.
+
+    ``index`` is the tuple index of the first non-finite entry in C order and ``kind``
+    one of ``"NaN"``, ``"+Inf"``, ``"-Inf"`` (``"Inf"`` for a complex entry).
+    """
+    ok = np.isfinite(arr)
+    if ok.all():
+        return None
+    bad = ~ok
+    index = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), arr.shape))
+    value = arr[index]
+    if np.isnan(value):
+        kind = "NaN"
+    elif np.iscomplexobj(value):
+        kind = "Inf"
+    else:
+        kind = "+Inf" if value > 0 else "-Inf"
+    return int(np.count_nonzero(bad)), index, kind
+
+
+def nonfinite_message(name, count, index, kind):
+    """The sentence of :func:`finite`: ``"`h0` contains 1 non-finite value(s), the first
+    NaN at index (0, 3); ..."``."""
+    where = f", the first {kind} at index {index}" if index else f": the scalar is {kind}"
+    return (f"`{name}` contains {count} non-finite value(s){where}; "
+            "refode refuses NaN and Inf in what it is given (they poison every sum they "
+            "enter): remove or replace them before calling refode")
+
+
+def finite(arr, name, error=RefodeError):
+    """Return the ndarray ``arr`` if every entry is finite, else raise ``error``.
+
+    Parameters
+    ----------
+    arr : ndarray of a float or complex dtype, any shape
+    name : str
+        The array as the message names it (e.g. ``"h0"``, ``"params['dense.bias']"``).
+    error : type
+        The :class:`~refode.errors.RefodeError` subclass raised (default RefodeError).
+    """
+    found = first_nonfinite(arr)
+    if found is not None:
+        raise error(nonfinite_message(name, *found))
     return arr
+
+
+def finite_arrays(arrays, name):
+    """Check every array of the dict ``arrays`` with :func:`finite` as ``name[key]``."""
+    for key, value in arrays.items():
+        finite(np.asarray(value), f"{name}[{key!r}]")
+    return arrays
+
+
+def model_arrays(model):
+    """Check a model's ``params`` and ``state`` (its public dicts) for NaN and Inf.
+
+    Called by the models before they compute, so that a poisoned weight is reported
+    by its name (``params['stem_conv.weight']``) instead of as the state of some
+    ODE-block it reaches later.
+    """
+    finite_arrays(model.params, "params")
+    finite_arrays(model.state, "state")
+    return model
 
 
 def positive_int(x, name, minimum=1):

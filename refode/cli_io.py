@@ -130,13 +130,13 @@ def _compressed(model, args):
             raise RefodeError(f"--stats {stats}: a {family} has no running statistics; "
                               "leave --stats at project")
         return model.rediscretize(basis=args.basis, n_basis=args.n_basis,
-                                  n_steps=args.n_steps, method=args.method)
+                                  n_steps=args.n_steps, change=args.method)
     if stats == "recalibrate":
         data = load_data(args.data, cfg["in_channels"])[0][:args.calibration_samples]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RefodeWarning)  # _check_stats reports them
         return model.rediscretize(basis=args.basis, n_basis=args.n_basis,
-                                  n_steps=args.n_steps, method=args.method, stats=stats,
+                                  n_steps=args.n_steps, change=args.method, stats=stats,
                                   data=data)
 
 
@@ -144,8 +144,7 @@ def _check_stats(model, allow):
     """Refuse (or, with ``allow``, warn about) variances that are not positive at a stage."""
     if config_of(model)[0] != CONTINUOUS_NET:
         return
-    bad = [(name, var, t, count) for name, layer in model.net.layers.items()
-           if hasattr(layer, "nonpositive_variances")
+    bad = [(name, var, t, count) for name, layer in model.ode_blocks().items()
            for var, t, count in layer.nonpositive_variances()]
     if not bad:
         return

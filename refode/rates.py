@@ -1,7 +1,9 @@
 """Example rates ``R(theta, h)`` for :func:`refode.odeint` and :func:`refode.gradient`.
 
 A rate has ``forward(t, h, theta) -> dh/dt`` and a hand-written
-``vjp(t, h, theta, a) -> (a_h, a_theta)``. The rates here are holomorphic and use
+``vjp(t, h, theta, a) -> (a_h, a_theta)``; the whole rate protocol, with its optional
+parts (``theta_shapes``, ``forward_save``/``vjp_saved``, ``forward_stats``), is in
+:mod:`refode.integrate.odeint`. The rates here are holomorphic and use
 no complex conjugate, so complex-step derivatives (complex128 inputs) are exact.
 """
 import numpy as np

@@ -9,6 +9,7 @@ Tests that are costly per example ask for fewer with ``@settings(max_examples=ex
 :func:`examples` scales ``n`` by the profile, so those tests run thousands too when thorough.
 """
 import os
+import pathlib
 
 from hypothesis import HealthCheck, settings
 
@@ -17,6 +18,12 @@ CI_EXAMPLES, THOROUGH_EXAMPLES = 25, 2000
 #: the profile of this run (``REFODE_HYPOTHESIS_PROFILE`` is the older name).
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE",
                          os.environ.get("REFODE_HYPOTHESIS_PROFILE", "ci"))
+#: the profiles that run :data:`CI_EXAMPLES` derandomized examples ("refode": older name).
+CI_PROFILES = ("ci", "refode")
+#: the profiles a run may ask for, as the error about an unknown one lists them.
+PROFILES = ("ci", "thorough")
+#: the repository root (the test of the profiles starts Python there).
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 settings.register_profile("ci", deadline=None, max_examples=CI_EXAMPLES, derandomize=True,
                           print_blob=True)
@@ -29,9 +36,12 @@ settings.register_profile("refode", parent=settings.get_profile("ci"))
 
 def examples(n):
     """``n`` examples in CI, scaled by ``THOROUGH_EXAMPLES / CI_EXAMPLES`` otherwise."""
-    return n if PROFILE in ("ci", "refode") else n * THOROUGH_EXAMPLES // CI_EXAMPLES
+    return n if PROFILE in CI_PROFILES else n * THOROUGH_EXAMPLES // CI_EXAMPLES
 
 
 def load():
-    """Load the profile of this run."""
+    """Load the profile of this run (an unknown name is refused, listing the known)."""
+    if PROFILE not in PROFILES + CI_PROFILES:
+        raise SystemExit(f"HYPOTHESIS_PROFILE={PROFILE!r} is not a profile of the suite; "
+                         f"use one of {', '.join(PROFILES)} (tests/profiles.py)")
     settings.load_profile(PROFILE)

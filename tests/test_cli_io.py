@@ -156,7 +156,7 @@ def decaying(tmp_path_factory):
     and an .npz of images: projected onto a line, that variance is negative at t = 1."""
     folder = tmp_path_factory.mktemp("stats")
     model = small_net(n_basis=4, n_steps=1).rediscretize(scheme="rk4")
-    model.net.layers["block2"].state["bn1.var"][:] = np.array([1.0, 0.4, 0.05, 0.01])[:, None]
+    model.network.layers["block2"].state["bn1.var"][:] = np.array([1.0, 0.4, 0.05, 0.01])[:, None]
     refode.save(model, folder / "decaying.h5")
     rng = np.random.default_rng(3)
     np.savez(folder / "x.npz", x=rng.random((6, 1, 6, 6)), y=rng.integers(0, 3, 6))
@@ -175,7 +175,7 @@ def test_compress_refuses_nonpositive_statistics_naming_block_and_stage(decaying
     assert "warning: running variance block2.bn1.var" in capsys.readouterr().err
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", refode.errors.RefodeWarning)  # load may warn too
-        assert refode.load(out).net.layers["block2"].nonpositive_variances()
+        assert refode.load(out).network.layers["block2"].nonpositive_variances()
 
 
 @pytest.mark.parametrize("policy", ["positive", "recalibrate"])

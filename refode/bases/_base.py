@@ -238,6 +238,7 @@ class Basis(abc.ABC):
         t = np.atleast_1d(np.asarray(t, dtype=np.float64))
         if t.ndim != 1:
             raise BasisError(f"`t` must be one-dimensional, got shape {t.shape}")
+        _validate.finite(t, "t", BasisError)
         if np.any(~np.isfinite(t)) or np.any(t < self.t0) or np.any(t > self.t1):
             raise BasisError(
                 f"`t` must lie inside the interval [{self.t0}, {self.t1}] of the basis"

@@ -1,12 +1,12 @@
 """Gradients of ``L(h(t1))`` with respect to ``h0`` and the weight coefficients.
 
-``method="discrete"`` is the exact gradient of the computed ``h(t1)`` (reverse-mode
+``adjoint="discrete"`` is the exact gradient of the computed ``h(t1)`` (reverse-mode
 through every Runge-Kutta step, :func:`refode.integrate._step.rk_step_vjp`); the
 coefficient gradient collects ``dL/dtheta_k += phi_k(t_i) * thetabar_i`` at every
 stage, since ``theta(t) = sum_k phi_k(t) theta_k``. Its memory strategies are in
 :mod:`refode.integrate.checkpoint`.
 
-``method="continuous"`` is the backsolve adjoint: it integrates the augmented system
+``adjoint="continuous"`` is the backsolve adjoint: it integrates the augmented system
 
     dh/dt = R(theta(t), h),   da/dt = -a^T dR/dh,   dg_k/dt = -phi_k(t) a^T dR/dtheta
 
@@ -14,16 +14,19 @@ backwards from ``(h(t1), dL/dh(t1), 0)`` to ``t0`` with the same tableau and ``N
 steps on the backward grid (:mod:`refode.integrate.grid`), and returns
 ``(a(t0), g(t0))``. It approximates the gradient of the exact flow and converges to
 it at the order of the tableau; it is not the gradient of the computed ``h(t1)``.
+
+``method=`` is the older name of ``adjoint=`` and is still accepted.
 """
 import numpy as np
 
 from .. import _validate
 from ..errors import RefodeError, ShapeError
 from ._step import rk_step, rk_step_vjp
-from .checkpoint import STRATEGIES, CheckpointStats, reverse_binomial
-from .odeint import advance, check_state, prepare, stage_theta
+from .checkpoint import CheckpointStats, strategy
+from .odeint import advance, check_observer, check_state, interval_of, prepare
+from .weights import theta_at_support
 
-#: gradient methods accepted by :func:`gradient`.
+#: adjoints accepted by :func:`gradient`.
 METHODS = ("discrete", "continuous")
 #: the default checkpoint strategy.
 DEFAULT_CHECKPOINT = "all"
@@ -31,25 +34,34 @@ DEFAULT_CHECKPOINT = "all"
 
 def gradient(
     rate, h0, coefficients, basis, dloss_dhT, *, scheme="euler", n_steps, interval=None,
-    method="discrete", checkpoint=DEFAULT_CHECKPOINT, slots=None, stats=None,
+    t0=None, t1=None, adjoint=None, method=None, checkpoint=DEFAULT_CHECKPOINT, slots=None,
+    stats=None, observer=None, check_finite=True,
 ):
     """Gradient of a loss of ``h(t1)`` with respect to ``h0`` and the coefficients.
 
     Parameters
     ----------
     rate : object with ``forward(t, h, theta)`` and ``vjp(t, h, theta, a)``
-    h0, coefficients, basis, scheme, n_steps, interval
+    h0, coefficients, basis, scheme, n_steps, interval, t0, t1
         As for :func:`refode.odeint`.
     dloss_dhT : ndarray, shape of ``h0``
         ``dL/dh(t1)``.
-    method : {"discrete", "continuous"}
-        Exact gradient of the computed ``h(t1)``, or the backsolve adjoint.
-    checkpoint : {"all", "steps", "binomial"}
-        Memory strategy of the discrete adjoint (bitwise identical results).
+    adjoint : {"discrete", "continuous"}
+        Exact gradient of the computed ``h(t1)`` (default), or the backsolve adjoint.
+    method : {"discrete", "continuous"}, optional
+        The older name of ``adjoint`` (give one of the two).
+    checkpoint : {"all", "steps", "binomial"} or a strategy object
+        Memory strategy of the discrete adjoint (bitwise identical results; see
+        :mod:`refode.integrate.checkpoint`, e.g. ``Binomial(slots)``).
     slots : int, optional
         Step states held at once by ``checkpoint="binomial"`` (required there, >= 1).
     stats : CheckpointStats, optional
         Filled with what the discrete adjoint kept and recomputed.
+    observer : callable, optional
+        ``observer(stage)`` for every stage of the forward sweep (not of the
+        recomputations or the reverse pass; :mod:`refode.integrate.odeint`).
+    check_finite : bool
+        As for :func:`refode.odeint`; also applies to ``dloss_dhT``.
 
     Returns
     -------
@@ -58,39 +70,48 @@ def gradient(
     dcoefficients : dict name -> ndarray, shapes of ``coefficients``
         ``dL/dtheta_k`` for every weight.
     """
-    problem = prepare(rate, h0, coefficients, basis, scheme, n_steps, interval, ("forward", "vjp"))
-    lam = _cotangent(dloss_dhT, problem.h0)
-    _check_options(method, checkpoint, slots)
-    if method == "continuous":
-        return _continuous(problem, lam)
+    kind, name = _adjoint(adjoint, method)
+    problem = prepare(rate, h0, coefficients, basis, scheme, n_steps,
+                      interval_of(interval, t0, t1), ("forward", "vjp"), check_finite)
+    check_observer(observer)
+    lam = _cotangent(dloss_dhT, problem.h0, check_finite)
+    if kind == "continuous":
+        if checkpoint != DEFAULT_CHECKPOINT or slots is not None:
+            raise RefodeError(
+                f"`checkpoint` and `slots` apply to {name}='discrete' only; leave them out "
+                f"for {name}='continuous'")
+        return _continuous(problem, lam, observer)
+    plan = strategy(checkpoint, slots)
     stats = CheckpointStats() if stats is None else stats
-    stats.start(checkpoint, problem.n_steps)
-    sweep = _DiscreteSweep(problem, stats)
-    dh0 = STRATEGIES[checkpoint](sweep, problem.h0, lam, stats, slots)
+    stats.start(plan.name, problem.n_steps)
+    sweep = _DiscreteSweep(problem, stats, observer)
+    _, memory = plan.forward(sweep, problem.h0)
+    dh0 = plan.reverse(sweep, memory, lam, consume=True)
     return check_state(dh0, problem.h0, "rate.vjp"), sweep.grads
 
 
 def vjp(
-    rate, h0, coefficients, basis, *, scheme="euler", n_steps, interval=None,
-    checkpoint=DEFAULT_CHECKPOINT, slots=None,
+    rate, h0, coefficients, basis, *, scheme="euler", n_steps, interval=None, t0=None,
+    t1=None, checkpoint=DEFAULT_CHECKPOINT, slots=None, observer=None, check_finite=True,
 ):
     """One forward pass now, the exact (discrete-adjoint) reverse pass on demand.
 
-    The forward sweep runs inside this call and keeps what ``checkpoint`` asks for:
-    every stage state (``"all"``: the reverse pass recomputes no step), the state at
-    every step start (``"steps"``) or only ``h0`` (``"binomial"``, ``slots`` states
-    held while reversing). ``backward`` then reverses with the step functions of
-    :func:`gradient`, so ``backward(w)`` is bitwise equal to
+    The forward sweep runs inside this call and keeps what the ``checkpoint`` strategy
+    keeps (:mod:`refode.integrate.checkpoint`): every stage state (``"all"``: the
+    reverse pass recomputes no step), the state at every step start (``"steps"``) or
+    revolve's checkpoints and the last step's stages (``"binomial"``, at most ``slots``
+    states). ``backward`` then reverses with the same strategy object and the step
+    functions of :func:`gradient`, so ``backward(w)`` is bitwise equal to
     ``gradient(rate, h0, coefficients, basis, w, ...)`` with the same options.
-    ``rate.forward`` is called by this function for the forward sweep only; the
-    ``"steps"`` and ``"binomial"`` strategies call it again inside ``backward``.
+    ``observer`` sees the forward sweep only; the ``"steps"`` and ``"binomial"``
+    strategies call ``rate.forward`` again inside ``backward``.
 
     Parameters
     ----------
     rate : object with ``forward(t, h, theta)`` and ``vjp(t, h, theta, a)``
-    h0, coefficients, basis, scheme, n_steps, interval
-        As for :func:`refode.odeint`.
-    checkpoint : {"all", "steps", "binomial"}
+    h0, coefficients, basis, scheme, n_steps, interval, t0, t1, observer, check_finite
+        As for :func:`refode.odeint` (``check_finite`` also applies to the cotangent).
+    checkpoint : {"all", "steps", "binomial"} or a strategy object
     slots : int, optional
         Required by (and only allowed with) ``checkpoint="binomial"``.
 
@@ -103,43 +124,40 @@ def vjp(
         and a dict ``name -> dL/dtheta`` of the shapes of ``coefficients``. It may
         be called several times (each call starts from zero gradients).
     """
-    problem = prepare(rate, h0, coefficients, basis, scheme, n_steps, interval, ("forward", "vjp"))
-    _check_options("discrete", checkpoint, slots)
+    problem = prepare(rate, h0, coefficients, basis, scheme, n_steps,
+                      interval_of(interval, t0, t1), ("forward", "vjp"), check_finite)
+    check_observer(observer)
+    plan = strategy(checkpoint, slots)
     stats = CheckpointStats()
-    stats.start(checkpoint, problem.n_steps)
-    sweep = _DiscreteSweep(problem, stats)
-    kept, h = [], problem.h0
-    for n in range(problem.n_steps):
-        if checkpoint == "all":
-            stages = []
-            h = sweep.advance(n, h, stages)
-            kept.append(stages)
-        else:
-            if checkpoint == "steps":
-                kept.append(h)
-            h = sweep.advance(n, h)
+    stats.start(plan.name, problem.n_steps)
+    sweep = _DiscreteSweep(problem, stats, observer)
+    h, memory = plan.forward(sweep, problem.h0)
     hT = check_state(h, problem.h0, "rate.forward")
 
     def backward(dloss_dhT):
-        lam = _cotangent(dloss_dhT, problem.h0)
+        lam = _cotangent(dloss_dhT, problem.h0, check_finite)
         sweep.grads = {k: np.zeros_like(v) for k, v in problem.coefficients.items()}
-        if checkpoint == "binomial":
-            lam = reverse_binomial(sweep, problem.h0, lam, stats, slots)
-        for n in reversed(range(len(kept))):
-            if checkpoint == "all":
-                lam = sweep.reverse(n, kept[n], lam)
-            else:
-                stages = []
-                sweep.advance(n, kept[n], stages)
-                lam = sweep.reverse(n, stages, lam)
-        return check_state(lam, problem.h0, "rate.vjp"), sweep.grads
+        return check_state(plan.reverse(sweep, memory, lam), problem.h0, "rate.vjp"), sweep.grads
 
     return hT, backward
 
 
-def _cotangent(dloss_dhT, h0):
+def _adjoint(adjoint, method):
+    """``(kind, the argument's name)`` from ``adjoint=`` or its alias ``method=``."""
+    if adjoint is not None and method is not None:
+        raise RefodeError(f"pass `adjoint` or its older name `method`, not both (got "
+                          f"adjoint={adjoint!r}, method={method!r})")
+    name, kind = ("method", method) if method is not None else ("adjoint", adjoint)
+    kind = "discrete" if kind is None else kind
+    if kind not in METHODS:
+        raise RefodeError(f"unknown `{name}` {kind!r}; choose one of {', '.join(METHODS)}")
+    return kind, name
+
+
+def _cotangent(dloss_dhT, h0, check_finite=True):
     """``dL/dh(t1)`` validated against ``h0`` and cast to the problem's dtype."""
-    lam = _validate.as_array(dloss_dhT, "dloss_dhT", allow_complex=True)
+    lam = _validate.as_array(dloss_dhT, "dloss_dhT", allow_complex=True,
+                             check_finite=check_finite)
     if lam.shape != h0.shape:
         raise ShapeError(
             f"`dloss_dhT` has shape {lam.shape} but h0 has shape {h0.shape}; "
@@ -153,64 +171,31 @@ def _cotangent(dloss_dhT, h0):
     return lam.astype(h0.dtype, copy=False)
 
 
-def _check_options(method, checkpoint, slots):
-    if method not in METHODS:
-        raise RefodeError(f"unknown `method` {method!r}; choose one of {', '.join(METHODS)}")
-    if checkpoint not in STRATEGIES:
-        raise RefodeError(
-            f"unknown `checkpoint` {checkpoint!r}; choose one of {', '.join(STRATEGIES)}"
-        )
-    if method == "continuous" and (checkpoint != DEFAULT_CHECKPOINT or slots is not None):
-        raise RefodeError(
-            "`checkpoint` and `slots` apply to method='discrete' only; leave them out "
-            "for method='continuous'"
-        )
-    if checkpoint == "binomial":
-        if slots is None:
-            raise RefodeError("checkpoint='binomial' needs `slots`: pass slots=<int >= 1>")
-        _validate.positive_int(slots, "slots")
-    elif slots is not None:
-        raise RefodeError(
-            f"`slots` applies to checkpoint='binomial' only; leave it out for {checkpoint!r}"
-        )
-
-
 class _DiscreteSweep:
     """Forward and reverse steps of one problem; accumulates the coefficient gradients."""
 
-    def __init__(self, problem, stats):
+    def __init__(self, problem, stats, observer=None):
         self.problem = problem
         self.grid = problem.grid()
         self.n_steps = problem.n_steps
         self.stats = stats
+        self.observer = observer
         self.grads = {k: np.zeros_like(v) for k, v in problem.coefficients.items()}
 
-    def advance(self, n, h, stages=None):
+    def advance(self, n, h, stages=None, observe=False):
         """State after step ``n`` from ``h``.
 
-        If ``stages`` is a list, the step's stage records are appended to it: the
-        stage state ``Y_i`` and, for a rate with the ``forward_save`` extension
-        (:mod:`refode.integrate.odeint`), what it saved, as pairs
-        ``(Y_i, saved_i)`` (``saved_i`` is None for a plain rate).
+        If ``stages`` is a list, the step's stage records are appended to it: pairs
+        ``(Y_i, saved_i)`` of the stage state and what a rate with the ``forward_save``
+        extension saved (None for a plain rate). ``observe`` reports the stages to the
+        observer (the strategies' forward sweeps only).
         """
         self.stats.runs[n] += 1
+        observer = self.observer if observe else None
         if stages is None:
-            return advance(self.problem, self.grid, n, h)
+            return advance(self.problem, self.grid, n, h, observer=observer)
         ys, saved = [], []
-        if _saves(self.problem.rate):
-            times, supports = self.grid.times[n], self.grid.supports[n]
-            coefficients, rate = self.problem.coefficients, self.problem.rate
-
-            def stage_rate(i, y):
-                theta = stage_theta(coefficients, supports[i])
-                k, keep = rate.forward_save(float(times[i]), y, theta)
-                saved.append(keep)
-                return k
-
-            h_next = rk_step(stage_rate, h, self.grid.dt, self.problem.tab, ys)
-        else:
-            h_next = advance(self.problem, self.grid, n, h, ys)
-            saved = [None] * len(ys)
+        h_next = advance(self.problem, self.grid, n, h, ys, saved, observer)
         stages.extend(zip(ys, saved))
         return h_next
 
@@ -221,7 +206,7 @@ class _DiscreteSweep:
         ys = [y for y, _ in stages]
 
         def stage_vjp(i, y, kbar):
-            theta = stage_theta(coefficients, supports[i])
+            theta = theta_at_support(coefficients, supports[i])
             saved = stages[i][1]
             if saved is None:
                 ybar, thetabar = rate.vjp(float(times[i]), y, theta, kbar)
@@ -233,12 +218,6 @@ class _DiscreteSweep:
         return rk_step_vjp(stage_vjp, ys, self.grid.dt, self.problem.tab, lam)
 
 
-def _saves(rate):
-    """Whether ``rate`` implements the optional ``forward_save`` / ``vjp_saved`` pair."""
-    return callable(getattr(rate, "forward_save", None)) and callable(
-        getattr(rate, "vjp_saved", None))
-
-
 def _accumulate(grads, support, thetabar, sign):
     """``grads[name][k] += sign * phi_k * thetabar[name]`` over the support."""
     for name, g in grads.items():
@@ -246,12 +225,12 @@ def _accumulate(grads, support, thetabar, sign):
             g[k] += (sign * w) * thetabar[name]
 
 
-def _continuous(problem, lam):
+def _continuous(problem, lam, observer=None):
     """Backsolve adjoint: integrate ``(h, a, g)`` from ``t1`` back to ``t0``."""
     h_t1 = problem.h0
     grid = problem.grid()
     for n in range(problem.n_steps):
-        h_t1 = advance(problem, grid, n, h_t1)
+        h_t1 = advance(problem, grid, n, h_t1, observer=observer)
     layout = _Layout(problem)
     z = layout.pack(h_t1, lam, {k: np.zeros_like(v) for k, v in problem.coefficients.items()})
     back = problem.grid("backward")
@@ -267,7 +246,7 @@ def _augmented_rate(problem, grid, m, layout):
 
     def stage_rate(i, z):
         h, a, _ = layout.unpack(z)
-        theta = stage_theta(problem.coefficients, supports[i])
+        theta = theta_at_support(problem.coefficients, supports[i])
         dh = problem.rate.forward(float(times[i]), h, theta)
         ah, atheta = problem.rate.vjp(float(times[i]), h, theta, a)
         dg = {k: np.zeros_like(v) for k, v in problem.coefficients.items()}

@@ -45,6 +45,8 @@ import numpy as np
 from .. import limits
 from ..errors import RefodeError
 from . import _stages
+from .tableau import tableau
+from .weights import support, theta_at_support
 
 #: side of a stage at the end of its step, and of every other stage, per direction.
 END_SIDE = {"forward": "left", "backward": "right"}
@@ -131,7 +133,7 @@ def stage_grid(basis, tab, n_steps, direction="forward"):
                           f"{', '.join(DIRECTIONS)}")
     sides = tuple(END_SIDE[direction] if c == 1 else INNER_SIDE[direction] for c in tab.c)
     stages = _stages.Stages(n_steps, tab, direction)
-    supports = _stages.Supports(basis, stages, sides, _sparse)
+    supports = _stages.Supports(basis, stages, sides, support)
     dt = basis.length / n_steps
     return StageGrid(
         n_steps=n_steps,
@@ -143,6 +145,73 @@ def stage_grid(basis, tab, n_steps, direction="forward"):
     )
 
 
-def _sparse(basis, position, side):
-    idx, values = basis.support_at(position, side)
-    return tuple(int(k) for k in idx), tuple(float(v) for v in values)
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the step grid, as the integrator reports it to an observer.
+
+    Attributes
+    ----------
+    step, index : int
+        Step ``n`` and stage ``i`` of the tableau.
+    position : Fraction
+        Exact unit position ``(n + c_i) / N`` (see the module docstring).
+    side : {"right", "left"}
+        The one-sided limit the stage's weights take.
+    t : float
+        The depth the rate receives.
+    support : ``(indices, weights)``
+        The non-zero ``phi_k`` at the stage (ints, Python floats).
+    interval : (float, float)
+        The basis interval ``(t0, t1)``.
+    stats : object or None
+        What the rate reported at the stage (``forward_stats``), None for a rate
+        without statistics or for a stage of :func:`stages`.
+    """
+
+    step: int
+    index: int
+    position: Fraction
+    side: str
+    t: float
+    support: tuple
+    interval: tuple
+    stats: object = None
+
+    @property
+    def depth(self):
+        """The exact depth ``t0 + position * (t1 - t0)`` (Fraction): ``refode.theta``
+        at ``(depth, side)`` is the weights the rate was handed."""
+        lo, hi = (Fraction(v) for v in self.interval)
+        return lo + self.position * (hi - lo)
+
+    def theta(self, coefficients):
+        """``{name: sum_k phi_k(t) c[k]}`` at this stage, bitwise what the rate sees
+        (:func:`refode.integrate.weights.theta_at_support`)."""
+        return theta_at_support(coefficients, self.support)
+
+
+def stage_at(grid, basis, n, i, stats=None):
+    """The :class:`Stage` record of stage ``i`` of step ``n`` of ``grid``."""
+    return Stage(n, i, grid.positions[n][i], grid.sides[n][i], float(grid.times[n][i]),
+                 grid.supports[n][i], basis.interval, stats)
+
+
+def stages(basis, scheme, n_steps, direction="forward"):
+    """The stages of ``n_steps`` steps of ``scheme`` on ``basis``, in integration order.
+
+    Parameters
+    ----------
+    basis : refode.Basis
+    scheme : str or refode.Tableau
+    n_steps : int
+    direction : {"forward", "backward"}
+
+    Returns
+    -------
+    list of :class:`Stage` (``N * s`` records, ``stats`` None)
+    """
+    grid = stage_grid(basis, tableau(scheme), n_steps, direction)
+    return [Stage(n, i, p, side, t, sup, basis.interval)
+            for n, (row, sides, times, sups) in enumerate(
+                zip(grid.positions, grid.sides, grid.times.tolist(), grid.supports))
+            for i, (p, side, t, sup) in enumerate(zip(row, sides, times, sups))]

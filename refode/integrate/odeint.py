@@ -1,123 +1,147 @@
-"""Fixed-step integration of an ODE-block over depth.
+"""Fixed-step integration of an ODE-block over depth, and the rate protocol.
 
 The block integrates (paper, Eq. 2-3)
 
     dh/dt = R(theta(t), h(t)),      theta(t) = sum_k phi_k(t) theta_k,
 
 from ``h(t0) = h0`` to ``h(t1)`` with ``N`` steps of an explicit Runge-Kutta tableau
-on the exact step grid of :mod:`refode.integrate.grid`.
+on the exact step grid of :mod:`refode.integrate.grid`. At stage ``i`` of step ``n``
+the rate is handed ``t`` (the float depth of the stage) and ``theta``, the dict of
+weights ``refode.theta(coefficients, basis, t_stage, side=stage_side)``, bit for bit
+(:mod:`refode.integrate.weights`; the grid's one-sided rule gives the side).
 
-A *rate* is any object with two methods:
+The Rate protocol
+-----------------
+Required:
 
 - ``forward(t, h, theta) -> dh/dt`` (same shape as ``h``);
-- ``vjp(t, h, theta, a) -> (a_h, a_theta)``: ``a_h = a^T dR/dh`` (shape of ``h``) and
-  ``a_theta`` a dict ``name -> a^T dR/dtheta[name]`` (shape of ``theta[name]``);
-- optionally ``theta_shapes(h_shape) -> {name: shape}``: the weights the rate reads for
-  a state of shape ``h_shape`` (one basis function's shapes). When present,
-  :func:`odeint` and :func:`refode.gradient` check the coefficients' names and shapes
-  against it before any work (a missing weight or a wrong width is an error naming
-  it, not a ``KeyError`` or a matmul error from inside the rate);
+- ``vjp(t, h, theta, a) -> (a_h, a_theta)`` (gradients only): ``a_h = a^T dR/dh``
+  (shape of ``h``) and ``a_theta`` a dict ``name -> a^T dR/dtheta[name]`` (shape of
+  ``theta[name]``).
 
-where ``theta`` is the dict of weights at the stage. :class:`refode.rates.DenseTanh`
-is an example.
+Optional:
 
-Optional extension (used by the discrete adjoint only): a rate may also implement
+- ``theta_shapes(h_shape) -> {name: shape}``: the weights the rate reads for a state of
+  shape ``h_shape`` (one basis function's shapes). :func:`odeint` and
+  :func:`refode.gradient` then check the coefficients' names and shapes before any work
+  (a missing weight or a wrong width is an error naming it, not a ``KeyError`` from
+  inside the rate);
+- ``forward_save(t, h, theta) -> (k, saved)`` and ``vjp_saved(t, h, theta, a, saved) ->
+  (a_h, a_theta)``, bitwise equal to ``forward`` and ``vjp``: the discrete adjoint calls
+  ``forward_save`` wherever it keeps stage states (every stage with ``checkpoint="all"``;
+  the step being reversed with ``"steps"`` and ``"binomial"``), keeps ``saved`` next to
+  the stage state and calls ``vjp_saved`` for it. It trades memory for the
+  recomputation inside ``vjp``; gradients are bitwise those of the plain pair;
+- ``forward_stats(t, h, theta, save=False) -> (k, stats, saved)``: ``k`` bitwise equal to
+  ``forward``, ``stats`` what the rate reports about the stage (e.g. batch statistics),
+  ``saved`` as ``forward_save`` gives it when ``save`` is true, else None. It is called
+  only in an *observed* sweep (below).
 
-- ``forward_save(t, h, theta) -> (k, saved)``: ``k`` bitwise equal to ``forward``
-  (with the same side effects), and ``saved`` any object holding intermediates;
-- ``vjp_saved(t, h, theta, a, saved) -> (a_h, a_theta)``: bitwise equal to ``vjp``,
-  using ``saved`` instead of recomputing the forward pass inside the VJP.
+Observing the forward sweep
+---------------------------
+:func:`odeint`, :func:`refode.gradient` and :func:`refode.integrate.vjp` take
+``observer=f``: the forward sweep (and only it, never a recomputation of the
+``"steps"`` or ``"binomial"`` strategies nor the reverse pass) calls ``f(stage)`` once
+per stage, in order, with a :class:`refode.integrate.grid.Stage`: step and stage index,
+exact unit position, side, depth ``t``, support and ``stats`` (from ``forward_stats``
+when the rate has it, else None). ``stage.theta(c)`` evaluates coefficients ``c`` at
+the stage as the rate's weights were. A rate with statistics needs no list of records
+and a stateful layer learns every stage's position from the integrator.
 
-When both exist, the discrete adjoint (:func:`refode.gradient`,
-:func:`refode.integrate.vjp`) calls ``forward_save`` wherever it keeps stage states
-(every stage with ``checkpoint="all"``; the one step being reversed with ``"steps"``
-and ``"binomial"``), keeps ``saved`` next to the stage state, and calls ``vjp_saved``
-for it; steps whose stages are not kept call ``forward``. Gradients are bitwise
-identical with and without the extension; it trades memory (``saved`` of every kept
-stage) for the recomputation inside ``vjp``. :class:`refode.models.conv.ConvRate`
-implements it.
+:class:`refode.rates.DenseTanh` implements the required pair and ``theta_shapes``;
+:class:`refode.models.conv.ConvRate` the extensions.
 """
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
-from .. import _validate, limits
-from ..bases import Basis, basis as make_basis
-from ..errors import BasisError, RefodeError, ShapeError
+from ._problem import check_observer, check_state, interval_of, prepare
 from ._step import rk_step
-from .grid import stage_grid
-from .tableau import Tableau, tableau
+from .grid import stage_at
+from .weights import theta_at_support
 
 
 @dataclass(frozen=True)
-class Problem:
-    """Validated inputs of :func:`odeint` and :func:`refode.gradient`.
+class Solution:
+    """The trajectory of :func:`odeint` with ``trajectory=True``.
 
     Attributes
     ----------
-    rate : object with ``forward`` and ``vjp``
-    h0 : ndarray, in the common dtype
-    coefficients : dict name -> ``(K, *shape)`` ndarray, in the common dtype
-    basis : refode.Basis
-    tab : refode.Tableau
-    n_steps : int
+    ts : (N + 1,) float64
+        Depths of the step ends, ``ts[n] = t0 + float(n / N) * (t1 - t0)`` (``t0`` and
+        ``t1`` included).
+    ys : (N + 1, *h0.shape) ndarray
+        The states ``h_n`` there; ``ys[-1]`` is bitwise ``odeint``'s ``h(t1)``.
+    stages : list of :class:`~refode.integrate.grid.Stage`
+        Every stage of the sweep, as an observer sees it (``stats`` from the rate's
+        ``forward_stats`` where it has one).
     """
 
-    rate: object
-    h0: np.ndarray
-    coefficients: dict
-    basis: Basis
-    tab: Tableau
-    n_steps: int
+    ts: np.ndarray
+    ys: np.ndarray
+    stages: list
 
-    def grid(self, direction="forward"):
-        """The cached :class:`~refode.integrate.grid.StageGrid` of this problem."""
-        return stage_grid(self.basis, self.tab, self.n_steps, direction)
+    @property
+    def hT(self):
+        """``h(t1)``: ``ys[-1]``."""
+        return self.ys[-1]
 
 
-def stage_theta(coefficients, support):
-    """Weights at one stage: ``theta[name] = sum_q w_q * coefficients[name][k_q]``.
+def saves(rate):
+    """Whether ``rate`` implements the optional ``forward_save`` / ``vjp_saved`` pair."""
+    return callable(getattr(rate, "forward_save", None)) and callable(
+        getattr(rate, "vjp_saved", None))
+
+
+def stage_rate(problem, grid, n, saved=None, observer=None):
+    """The rate at the stages of step ``n``: a callable ``(i, Y_i) -> k_i``.
 
     Parameters
     ----------
-    coefficients : dict name -> ``(K, *shape)`` ndarray
-    support : ``(indices, weights)`` of the non-zero ``phi_k`` (Python floats)
-
-    Returns
-    -------
-    dict name -> ``shape`` ndarray. A single term is ``w * c[k]``: the exact
-    coefficient for a one-hot support of weight 1.
+    problem : Problem
+    grid : StageGrid
+    n : int
+    saved : list or None
+        If a list, what the rate saved at each stage is appended (``forward_save``'s
+        ``saved``; None for a rate without the extension).
+    observer : callable or None
+        Called with the :class:`~refode.integrate.grid.Stage` of each stage after the
+        rate (``forward_stats`` is used when the rate has it).
     """
-    idx, weights = support
-    theta = {}
-    for name, c in coefficients.items():
-        if not idx:  # every phi_k vanishes here
-            theta[name] = np.zeros_like(c[0])
-            continue
-        acc = weights[0] * c[idx[0]]
-        for k, w in zip(idx[1:], weights[1:]):
-            acc = acc + w * c[k]
-        theta[name] = acc
-    return theta
-
-
-def forward_rate(problem, grid, n):
-    """The rate at the stages of step ``n``: a callable ``(i, Y_i) -> k_i``."""
     times, supports = grid.times[n], grid.supports[n]
+    rate, coefficients = problem.rate, problem.coefficients
+    save = saved is not None and saves(rate)
+    with_stats = getattr(rate, "forward_stats", None) if observer is not None else None
 
-    def stage_rate(i, y):
-        theta = stage_theta(problem.coefficients, supports[i])
-        return problem.rate.forward(float(times[i]), y, theta)
+    def call(i, y):
+        theta = theta_at_support(coefficients, supports[i])
+        t = float(times[i])
+        stats = keep = None
+        if callable(with_stats):
+            k, stats, keep = with_stats(t, y, theta, save=save)
+        elif save:
+            k, keep = rate.forward_save(t, y, theta)
+        else:
+            k = rate.forward(t, y, theta)
+        if saved is not None:
+            saved.append(keep)
+        if observer is not None:
+            observer(stage_at(grid, problem.basis, n, i, stats))
+        return k
 
-    return stage_rate
+    return call
 
 
-def advance(problem, grid, n, h, stages=None):
-    """State after step ``n`` from ``h``; appends the stage states to ``stages``."""
-    return rk_step(forward_rate(problem, grid, n), h, grid.dt, problem.tab, stages)
+def advance(problem, grid, n, h, stages=None, saved=None, observer=None):
+    """State after step ``n`` from ``h``; appends the stage states to ``stages`` (and
+    what the rate saved to ``saved``, see :func:`stage_rate`)."""
+    return rk_step(stage_rate(problem, grid, n, saved, observer), h, grid.dt, problem.tab,
+                   stages)
 
 
-def odeint(rate, h0, coefficients, basis, *, scheme="euler", n_steps, interval=None):
+def odeint(rate, h0, coefficients, basis, *, scheme="euler", n_steps, interval=None,
+           t0=None, t1=None, observer=None, trajectory=False, check_finite=True):
     """Integrate the ODE-block ``dh/dt = R(theta(t), h)`` and return ``h(t1)``.
 
     Parameters
@@ -136,109 +160,59 @@ def odeint(rate, h0, coefficients, basis, *, scheme="euler", n_steps, interval=N
         Number of steps ``N >= 1``; exactly ``N`` steps are taken.
     interval : (float, float), optional
         Must equal the basis' interval if given (or sets it for a ``(family, n)`` basis).
+    t0, t1 : float, optional
+        The interval as two numbers (torchdiffeq's and diffrax's spelling): both or
+        neither, and not together with ``interval``.
+    observer : callable, optional
+        ``observer(stage)`` for every stage of the sweep (see the module docstring).
+    trajectory : bool
+        Return a :class:`Solution` (the states at every step end and the stages)
+        instead of ``h(t1)`` alone.
+    check_finite : bool
+        Refuse NaN and Inf in ``h0`` and the coefficients (default; scipy's
+        convention). The models pass False for the states between their layers, so
+        that a NaN the network computed (a compressed variance that went negative)
+        propagates to the logits, where it is counted, instead of stopping the run.
 
     Returns
     -------
-    ndarray, shape of ``h0``, in the common dtype of ``h0`` and the coefficients.
+    ndarray, shape of ``h0``, in the common dtype of ``h0`` and the coefficients
+    (a :class:`Solution` with ``trajectory=True``).
 
     Notes
     -----
     Euler with a ``piecewise_constant`` basis and ``N = K`` computes
     ``h = h + dt * R(t_k, h, {name: c[k]})`` for ``k = 0 .. K-1``: a ResNet, bit for bit.
     """
-    problem = prepare(rate, h0, coefficients, basis, scheme, n_steps, interval)
+    problem = prepare(rate, h0, coefficients, basis, scheme, n_steps,
+                      interval_of(interval, t0, t1), check_finite=check_finite)
+    check_observer(observer)
     grid = problem.grid()
-    h = problem.h0
+    h, ys, seen = problem.h0, [problem.h0], []
+    if trajectory:
+        observer = _both(seen.append, observer)
     for n in range(problem.n_steps):
-        h = advance(problem, grid, n, h)
-    return check_state(h, problem.h0, "rate.forward")
+        h = check_state(advance(problem, grid, n, h, observer=observer), problem.h0,
+                        "rate.forward")
+        if trajectory:
+            ys.append(h)
+    if not trajectory:
+        return h
+    basis, n_steps = problem.basis, problem.n_steps
+    ts = np.array([basis.t0 + float(Fraction(n, n_steps)) * basis.length
+                   for n in range(n_steps + 1)])
+    return Solution(ts=ts, ys=np.stack(ys), stages=seen)
 
 
-def prepare(rate, h0, coefficients, basis, scheme, n_steps, interval, needs=("forward",)):
-    """Validate the common inputs and return a :class:`Problem`."""
-    for method in needs:
-        if not callable(getattr(rate, method, None)):
-            raise RefodeError(
-                f"`rate` has no method `{method}`; pass an object with forward(t, h, theta)"
-                " and vjp(t, h, theta, a), such as refode.rates.DenseTanh()"
-            )
-    tab = tableau(scheme)
-    n_steps = limits.n_steps(n_steps)
-    basis = _as_basis(basis, interval)
-    h0 = _validate.as_array(h0, "h0", allow_complex=True)
-    coefficients = _as_coefficients(coefficients, basis.n)
-    _check_theta(rate, h0, coefficients)
-    dtype = np.result_type(h0, *coefficients.values())
-    return Problem(
-        rate=rate,
-        h0=h0.astype(dtype, copy=False),
-        coefficients={k: v.astype(dtype, copy=False) for k, v in coefficients.items()},
-        basis=basis,
-        tab=tab,
-        n_steps=n_steps,
-    )
+def _both(first, second):
+    """An observer calling ``first`` then ``second`` (if not None)."""
+    if second is None:
+        return first
+
+    def observe(stage):
+        first(stage)
+        second(stage)
+
+    return observe
 
 
-def check_state(h, like, source):
-    """Raise if the rate changed the state's shape (it must return ``dh/dt`` like ``h``)."""
-    if h.shape != like.shape:
-        raise ShapeError(
-            f"`{source}` returned arrays of the wrong shape: the state became {h.shape} "
-            f"from {like.shape}; the rate must return dh/dt with the shape of h"
-        )
-    return h
-
-
-def _as_basis(basis, interval):
-    if isinstance(basis, Basis):
-        if interval is not None and _validate.interval(interval) != basis.interval:
-            raise BasisError(
-                f"`interval` {tuple(interval)} differs from the basis interval {basis.interval}; "
-                "leave `interval` out (the basis interval is integrated) or build the basis "
-                "on the interval you want"
-            )
-        return basis
-    if isinstance(basis, tuple) and len(basis) == 2:
-        family, n = basis
-        return make_basis(family, n, (0.0, 1.0) if interval is None else interval)
-    raise BasisError(
-        f"`basis` must be a refode.Basis or a (family, n) tuple, got {type(basis).__name__}"
-    )
-
-
-def _check_theta(rate, h0, coefficients):
-    """Names and shapes of the coefficients against the rate's optional
-    ``theta_shapes(h_shape) -> {name: shape}`` (the weights of one basis function)."""
-    shapes_of = getattr(rate, "theta_shapes", None)
-    if not callable(shapes_of):
-        return
-    expected = shapes_of(h0.shape)
-    missing, extra = sorted(set(expected) - set(coefficients)), sorted(
-        set(coefficients) - set(expected))
-    if missing or extra:
-        raise ShapeError(
-            f"`coefficients` has the weights {sorted(coefficients)} but the rate "
-            f"{type(rate).__name__} takes {sorted(expected)}"
-            + (f" (missing {', '.join(map(repr, missing))})" if missing else "")
-            + (f" (unknown {', '.join(map(repr, extra))})" if extra else "")
-            + "; pass one array (K, ...) per weight, e.g. refode.rates.init_coefficients")
-    for name, shape in expected.items():
-        got = coefficients[name].shape[1:]
-        if got != tuple(shape):
-            raise ShapeError(
-                f"`coefficients[{name!r}]` has shape {coefficients[name].shape} but `h0` of "
-                f"shape {h0.shape} needs (K, {', '.join(map(str, shape))}) for the rate "
-                f"{type(rate).__name__}; make the weights and the state the same width")
-
-
-def _as_coefficients(coefficients, n):
-    if not isinstance(coefficients, dict) or not coefficients:
-        raise ShapeError(
-            "`coefficients` must be a non-empty dict name -> array of shape (K, ...), "
-            f"got {type(coefficients).__name__}"
-        )
-    out = {}
-    for name, value in coefficients.items():
-        key = f"coefficients[{name!r}]"
-        out[name] = _validate.leading(_validate.as_array(value, key, allow_complex=True), n, key)
-    return out

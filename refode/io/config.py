@@ -11,7 +11,6 @@ import numpy as np
 from ..bases import basis as make_basis
 from ..errors import RefodeError
 from ..integrate.tableau import tableau
-from ..models.transformer import RATES
 from . import layout
 from ._h5 import fail
 from .weights import FORMAT_VERSION, MAX_N_BASIS, MAX_N_STEPS, MAX_SCALARS, MAX_STAGES
@@ -48,15 +47,11 @@ def _check_keys(family, cfg, path, version):
 
 
 def _check_options(family, cfg, path):
-    """The architecture options of format version 2 (names and ranges)."""
-    from ..models.continuousnet import HEAD_ACTIVATIONS
-    from ..models.layers import PADDINGS
-
-    if family == layout.CONTINUOUS_NET:
-        for key, allowed in (("head_activation", HEAD_ACTIVATIONS), ("padding", PADDINGS)):
-            if cfg[key] not in allowed:
-                fail(path, f"unknown `{key}` {cfg[key]!r:.40}", f"use one of {', '.join(allowed)}")
-    elif not cfg["ln_eps"] > 0:
+    """The architecture options: names of a fixed set (the models' ``FIELDS``), ranges."""
+    for key, allowed in layout.CONFIG_CHOICES[family].items():
+        if cfg[key] not in allowed:
+            fail(path, f"unknown `{key}` {cfg[key]!r:.40}", f"use one of {', '.join(allowed)}")
+    if family == layout.TAGGER and not cfg["ln_eps"] > 0:
         fail(path, f"`ln_eps` must be > 0, got {cfg['ln_eps']!r:.40}", "fix the configuration")
 
 
@@ -80,8 +75,6 @@ def _check_lists(family, cfg, path):
         if cfg["width"] % cfg["heads"]:
             fail(path, f"`heads` ({cfg['heads']}) must divide `width` ({cfg['width']})",
                  "fix the configuration")
-        if cfg["rate"] not in RATES:
-            fail(path, f"unknown `rate` {cfg['rate']!r:.40}", f"use one of {', '.join(RATES)}")
 
 
 def _check_sizes(family, cfg, path):

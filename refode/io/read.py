@@ -13,7 +13,6 @@ import os
 import h5py
 import numpy as np
 
-from ..bases import basis as make_basis
 from ..errors import FormatError
 from . import layout
 from ._h5 import READ_ERRORS, attr, fail, group, int_attr, join, reading, str_attr
@@ -180,14 +179,9 @@ def read_model(obj, where=""):
 
 def build(family, cfg, dtype, params, state):
     """A model of ``family`` and ``cfg`` holding exactly the given arrays."""
-    from ..models import ContinuousNet, ContinuousTagger
+    from ..models import FAMILIES
 
-    if family == layout.CONTINUOUS_NET:
-        model = ContinuousNet(**cfg, dtype=dtype)
-    else:
-        kw = dict(cfg)
-        kw["basis"] = make_basis(kw["basis"], kw.pop("n_basis"), tuple(kw.pop("interval")))
-        model = ContinuousTagger(**kw, dtype=dtype)
+    model = FAMILIES[family].from_config(cfg, dtype=dtype)
     for live, arrays in ((model.params, params), (model.state, state)):
         for name, value in arrays.items():
             live[name][...] = value

@@ -1,19 +1,18 @@
 """Reference computations of a golden file: outputs, loss and every gradient.
 
-Both families run their layers' forward and then walk the layers' backward by hand
-so that the gradient with respect to the input (ContinuousNet: the images; tagger:
-the embedded tokens, ``embedding + positions``) is kept as well. The model's running
-statistics are never changed; in training mode the statistics the step *would* store
-(stem, stitch and head batch norms, and every ODE-block's refitted expansions) are
-returned as ``outputs/state/<name>``.
+One :meth:`~refode.models.protocol.Model.backprop` of the model gives them all,
+including the gradient with respect to the input (ContinuousNet: the images; tagger:
+the embedded tokens, ``embedding + positions``). The model's running statistics are
+never changed; in training mode the statistics the step *would* store (stem, stitch
+and head batch norms, and every ODE-block's refitted expansions) are returned as
+``outputs/state/<name>``.
 """
 import numpy as np
 
-from .. import _validate, kernels, limits
-from ..errors import RefodeError
-from ..models import ContinuousNet
-from ..models import _ops
+from .. import _validate, limits
 from ..constants import IGNORE_INDEX
+from ..errors import RefodeError
+from ..models import FAMILIES
 from . import layout
 
 #: modes of a golden run: batch statistics (training) or running statistics.
@@ -21,7 +20,7 @@ MODES = ("train", "eval")
 #: default image side of seeded ContinuousNet inputs and token length of tagger inputs.
 IMAGE_SIDE, SENTENCE_LENGTH = 8, 6
 #: names of the input gradient of each family inside ``/gradients/inputs``.
-INPUT_GRADIENT = {layout.CONTINUOUS_NET: "x", layout.TAGGER: "embedded"}
+INPUT_GRADIENT = {family: cls.INPUT_GRADIENT for family, cls in FAMILIES.items()}
 #: group of the updated running statistics of a training-mode golden file.
 STATE = "outputs/state"
 
@@ -51,42 +50,6 @@ def seeded_inputs(model, seed, batch):
     return ids, y
 
 
-def _walk_back(network, caches, dy, first):
-    """Backward through a Sequential; returns ``(dx, grads, dy entering `first`)``."""
-    grads, into_first = {}, None
-    for (lname, layer), cache in zip(reversed(network.layers.items()), reversed(caches)):
-        if lname == first:
-            into_first = dy
-        dy, g = layer.backward(cache, dy)
-        grads.update({f"{lname}.{k}": v for k, v in g.items()})
-    return dy, grads, into_first
-
-
-def _net(model, x, y, train):
-    x, y = model.check_batch(x, y, train=train)
-    snapshot = model._snapshot()
-    try:
-        logits, caches = model.net.forward(x, train)
-        state = {k: np.array(v) for k, v in model.state.items()} if train else {}
-    finally:
-        model._restore(snapshot)
-    loss, dlogits = _ops.cross_entropy(logits, y)
-    dx, grads, _ = _walk_back(model.net, caches, dlogits, None)
-    return logits, loss, grads, dx, state
-
-
-def _tagger(model, x, y, train):
-    ids, targets = model.check_batch(x, y)
-    ids, logits, caches = model._run(ids, train)
-    loss = np.zeros((), dtype=logits.dtype)
-    kernels.get("cross_entropy", model.backend)(logits, targets, loss, IGNORE_INDEX)
-    dlogits = np.empty_like(logits)
-    kernels.get("cross_entropy.cross_entropy_vjp", model.backend)(
-        logits, targets, 1.0, dlogits, IGNORE_INDEX)
-    _, grads, embedded = _walk_back(model.network, caches, dlogits, "embed")
-    return logits, float(loss), grads, embedded, {}
-
-
 def compute(model, x, y, mode="train"):
     """Logits, loss, parameter gradients and input gradient of one batch.
 
@@ -111,11 +74,12 @@ def compute(model, x, y, mode="train"):
     if np.ndim(x) >= 1 and len(x) > limits.MAX_BATCH:
         raise RefodeError(f"`x` holds {len(x):,} samples, more than refode's cap of "
                           f"{limits.MAX_BATCH:,} for a golden batch; pass fewer")
-    run = _net if isinstance(model, ContinuousNet) else _tagger
-    logits, loss, grads, dinput, state = run(model, x, y, mode == "train")
+    step = model.backprop(x, y, train=mode == "train", update_state=False)
     dt = model.dtype
-    out = {"outputs/logits": np.asarray(logits, dt), "outputs/loss": np.asarray(loss, dt)}
-    out.update({f"{STATE}/{k}": np.asarray(v, dt) for k, v in sorted(state.items())})
-    out.update({f"gradients/params/{k}": np.asarray(v, dt) for k, v in sorted(grads.items())})
-    out[f"gradients/inputs/{INPUT_GRADIENT[family]}"] = np.asarray(dinput, dt)
+    out = {"outputs/logits": np.asarray(step.logits, dt),
+           "outputs/loss": np.asarray(step.loss, dt)}
+    out.update({f"{STATE}/{k}": np.asarray(v, dt) for k, v in sorted((step.state or {}).items())})
+    out.update({f"gradients/params/{k}": np.asarray(v, dt)
+                for k, v in sorted(step.grads.items())})
+    out[f"gradients/inputs/{INPUT_GRADIENT[family]}"] = np.asarray(step.input_gradient, dt)
     return out

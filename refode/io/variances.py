@@ -5,10 +5,11 @@ eps)``; where that is not positive the model gives NaN. :func:`refode.load` warn
 such a file (naming the block, the array and the stage) and ``refode info`` prints it,
 so that it is found when the file is read, not later as a non-finite output.
 
-The stage values are computed as evaluation computes them
-(:func:`refode.integrate.odeint.stage_theta`: ``w_0 c[k_0] + w_1 c[k_1] + ...`` in that
-order, weights in the state's dtype), vectorised over the stages with supports of
-the same size, so that checking ``N = 100,000`` steps takes well under a second.
+The stage values are computed by evaluation's own combination
+(:func:`refode.integrate.weights.theta_at_support`: ``w_0 c[k_0] + w_1 c[k_1] + ...``
+in that order, in the state's dtype), called once per group of stages with supports
+of the same size (the gathered coefficients and a column of weights per term), so that
+checking ``N = 100,000`` steps takes well under a second.
 """
 import warnings
 
@@ -16,6 +17,10 @@ import numpy as np
 
 from ..errors import RefodeWarning
 from ..constants import BN_EPS as EPS
+from ..integrate.grid import stage_grid
+from ..integrate.tableau import tableau
+from ..integrate.weights import theta_at_support
+from ..models import Model
 from ..models.stateful import StatefulODEBlock
 
 #: the running variances of a stateful ODE-block.
@@ -45,10 +50,10 @@ def _stage_values(coefficients, groups, n_stages):
         if idx.shape[1] == 0:
             continue   # every phi_k vanishes: the value is 0
         weights = weights.astype(coefficients.dtype)
-        acc = weights[:, :1] * coefficients[idx[:, 0]]
-        for q in range(1, idx.shape[1]):
-            acc = acc + weights[:, q:q + 1] * coefficients[idx[:, q]]
-        out[rows] = acc
+        terms = range(idx.shape[1])
+        gathered = {"v": np.moveaxis(coefficients[idx], 1, 0)}  # term q: (rows, C)
+        out[rows] = theta_at_support(gathered, (tuple(terms), tuple(
+            weights[:, q:q + 1] for q in terms)))["v"]
     return out
 
 
@@ -66,11 +71,11 @@ def nonpositive_stages(model):
     (Fraction) and the number of failing channels; in block and stage order.
     """
     out = []
-    layers = getattr(getattr(model, "net", None), "layers", {})
+    layers = model.ode_blocks() if isinstance(model, Model) else {}
     for block, layer in layers.items():
         if not isinstance(layer, StatefulODEBlock):
             continue
-        grid = layer._grid()
+        grid = stage_grid(layer.basis, tableau(layer.scheme), layer.n_steps)
         supports = [sup for row in grid.supports for sup in row]
         groups, s = _groups(supports), len(grid.sides[0])
         for name in VARIANCES:

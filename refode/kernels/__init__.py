@@ -2,12 +2,14 @@
 
 - ``refode.kernels.reference.<op>``: a short NumPy definition, the meaning of the op;
 - ``refode.kernels.cpu.<op>``: the Numba CPU kernel (the default backend);
-- ``refode.kernels.cuda.<op>``: the numba.cuda kernel and its host driver.
+- ``refode.kernels.cuda.<op>``: the same bodies compiled with ``cuda.jit(device=True)``,
+  one thread per task (see :mod:`refode.kernels._compile`).
 
 Kernels only compute: they take preallocated outputs (passed last), trust their
 inputs, and are called by public functions that validate. ``get(op, backend)``
 returns one implementation; the CUDA modules are imported only when asked for, so
-importing refode never needs a GPU or the ``numba-cuda`` package.
+importing refode never needs a GPU or the ``numba-cuda`` package. Every backend's
+module of an op exports the same ``__all__`` with the same signatures (a test checks).
 """
 import importlib
 
@@ -15,6 +17,11 @@ from ..errors import RefodeError
 
 #: the backends, in the order tests compare them.
 BACKENDS = ("reference", "cpu", "cuda")
+#: the compiled backends, which tests compare against the reference.
+COMPILED = ("cpu", "cuda")
+#: the kernel modules, present in every backend.
+OPS = ("activation", "attention", "avgpool", "batchnorm", "combine", "conv2d", "cross_entropy",
+       "dense", "embedding", "layernorm", "positions")
 
 
 def get(op, backend="cpu"):
@@ -26,9 +33,10 @@ def get(op, backend="cpu"):
         ``"module"`` for the function of the same name in that kernel module
         (``"combine"``), or ``"module.function"`` for another function of it, such
         as the VJP that sits next to its forward op (``"conv2d.conv2d_vjp"``).
-    backend : {"reference", "cpu", "cuda"}
+    backend : {"reference", "cpu", "cuda"} or refode.backend.Backend
         Which implementation.
     """
+    backend = getattr(backend, "name", backend)
     if backend not in BACKENDS:
         raise RefodeError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     module_name, _, func = op.partition(".")

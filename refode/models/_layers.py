@@ -8,7 +8,8 @@ A layer owns named arrays:
 
 and two methods:
 
-- ``forward(x, train) -> (y, cache)``: ``cache`` holds what ``backward`` needs;
+- ``forward(x, train) -> (y, cache)``: ``cache`` holds what ``backward`` needs (a
+  layer may take per-call keyword arguments too, e.g. the encoder ODE-block's ``mask``);
 - ``backward(cache, dy) -> (dx, grads)``: ``grads`` maps every name of ``params``
   to ``dL/dparam`` (same shape).
 

@@ -17,30 +17,32 @@ Array names are ``"<layer>.<array>"``: ``stem_conv.weight``, ``stitch1.branch.bn
 With ``widths=(16, 32, 64)``, 3 input channels and 10 classes the model has
 ``78,074 + 97,216 K`` trainable parameters.
 """
-import copy
-
 import numpy as np
 
 from .. import _validate, limits
-from ..bases import basis as make_basis
 from ..errors import RefodeError, ShapeError
-from . import _ops
+from .conv import STATS, weight_shapes
 from ._layers import Sequential
-from .layers import (PADDINGS, SYMMETRIC, BatchNorm, Composite, Conv, Dense, GlobalAvgPool,
-                     ReLU, Stitch, he_normal)
+from .layers import (PADDINGS, SYMMETRIC, BatchNorm, Conv, Dense, GlobalAvgPool, ReLU, Stitch,
+                     he_normal)
+from . import _ops
+from ._spec import Field, check_dtype
+from .protocol import Model
+from .rediscretize import (METHODS, RECALIBRATION_BATCH, STATS_POLICIES,  # noqa: F401
+                           discretization)
 from .stateful import StatefulODEBlock, init_params, init_state
 
 #: strides of the stitch units: the first keeps the resolution, the others halve it.
 FIRST_STRIDE, LATER_STRIDE = 1, 2
-#: change-of-basis methods of :meth:`ContinuousNet.rediscretize`.
-METHODS = ("projection", "interpolation")
-#: policies of :meth:`ContinuousNet.rediscretize` for the running statistics.
-STATS_POLICIES = ("project", "recalibrate", "positive")
-#: images per forward pass when statistics are recalibrated on data.
-RECALIBRATION_BATCH = 128
 #: activations between the head batch norm and the pool: none (the paper's code) or ReLU.
 NO_ACTIVATION, RELU = "none", "relu"
 HEAD_ACTIVATIONS = (NO_ACTIVATION, RELU)
+#: the depth interval of every ODE-block.
+UNIT_INTERVAL = (0.0, 1.0)
+#: kernel size of the stem and stitch convolutions; shortcut convolutions are 1x1.
+STEM_KERNEL, SHORTCUT_KERNEL = 3, 1
+#: default number of basis functions and of steps.
+DEFAULT_N_BASIS = DEFAULT_N_STEPS = 16
 
 
 def _scale(value, name):
@@ -54,30 +56,25 @@ def _scale(value, name):
     return out
 
 
-def check_size(in_channels, n_classes, widths, n_basis):
-    """Refuse (RefodeError) a ContinuousNet of more than
-    :data:`refode.limits.MAX_SCALARS` scalars, from its sizes alone (nothing allocated)."""
-    from ..io import layout   # the file layout counts the arrays of a configuration
-
-    cfg = {"in_channels": in_channels, "n_classes": n_classes, "widths": list(widths),
-           "n_basis": n_basis}
-    params, state, _ = layout.shapes(layout.CONTINUOUS_NET, cfg)
-    limits.scalars(layout.count(params) + layout.count(state), "this ContinuousNet")
+def _batchnorm(prefix, channels, params, state):
+    params[f"{prefix}.gamma"] = params[f"{prefix}.beta"] = (channels,)
+    state[f"{prefix}.mean"] = state[f"{prefix}.var"] = (channels,)
 
 
-def _leaves(layer):
-    """Every layer without sub-layers inside ``layer``."""
-    if isinstance(layer, Sequential):
-        for sub in layer.layers.values():
-            yield from _leaves(sub)
-    elif isinstance(layer, Composite):
-        for sub in layer.parts.values():
-            yield from _leaves(sub)
-    else:
-        yield layer
+def _stitch(j, c_in, c_out, params, state):
+    branch = f"stitch{j}.branch"
+    _batchnorm(f"{branch}.bn1", c_in, params, state)
+    params[f"{branch}.conv1.weight"] = (c_out, c_in, STEM_KERNEL, STEM_KERNEL)
+    _batchnorm(f"{branch}.bn2", c_out, params, state)
+    params[f"{branch}.conv2.weight"] = (c_out, c_out, STEM_KERNEL, STEM_KERNEL)
+    if (FIRST_STRIDE if j == 1 else LATER_STRIDE) != 1 or c_in != c_out:
+        params[f"stitch{j}.shortcut.conv.weight"] = (c_out, c_in, SHORTCUT_KERNEL,
+                                                     SHORTCUT_KERNEL)
+        _batchnorm(f"stitch{j}.shortcut.bn", c_out, params, state)
 
 
-class ContinuousNet:
+
+class ContinuousNet(Model):
     """Convolutional ContinuousNet with stateful (continuous-in-depth) batch norm.
 
     Parameters
@@ -85,10 +82,11 @@ class ContinuousNet:
     in_channels, n_classes : int
     widths : tuple of int
         Channels of each stage (one stitch + one ODE-block per width).
-    basis : str
-        Basis family of the depth-dependent weights and statistics (interval ``[0, 1]``).
-    n_basis : int
-        ``K``.
+    basis : str or refode.Basis
+        Basis family of the depth-dependent weights and statistics, or a basis on
+        ``[0, 1]``.
+    n_basis : int, optional
+        ``K`` (default 16; must match a given Basis).
     scheme : str
         Runge-Kutta tableau of the ODE-blocks.
     n_steps : int
@@ -112,13 +110,31 @@ class ContinuousNet:
 
     Attributes
     ----------
-    net : Sequential
+    network : Sequential
         The layers: ``stem_conv, stem_bn, stem_relu, stitch1, block1, ..., head_bn,
-        [head_relu,] pool, dense``.
+        [head_relu,] pool, dense`` (read-only alias ``net``).
+
+    The protocol (arrays, config, forward, loss, gradients, rediscretize, files) is
+    :class:`~refode.models.protocol.Model`'s; inputs are images ``x (N, C, H, W)``
+    (float32 or float64, ``C = in_channels``, ``N >= 1``) and labels ``y (N,)`` in
+    ``[0, n_classes)`` (any integer dtype).
     """
 
+    FAMILY = "ContinuousNet"
+    FIELDS = {"in_channels": Field(int, 3), "n_classes": Field(int, 10),
+              "widths": Field(list, [16, 32, 64]), "basis": Field(str, "piecewise_constant"),
+              "n_basis": Field(int, DEFAULT_N_BASIS), "scheme": Field(str, "euler"),
+              "n_steps": Field(int, DEFAULT_N_STEPS),
+              "head_activation": Field(str, NO_ACTIVATION, HEAD_ACTIVATIONS),
+              "padding": Field(str, SYMMETRIC, PADDINGS), "rate_scale": Field(float, 1.0),
+              "stitch_scale": Field(float, 1.0)}
+    STATEFUL = True
+    FIXED_INTERVAL = UNIT_INTERVAL
+    BLOCK = StatefulODEBlock
+
     def __init__(self, in_channels=3, n_classes=10, widths=(16, 32, 64),
-                 basis="piecewise_constant", n_basis=16, scheme="euler", n_steps=16, seed=0,
+                 basis="piecewise_constant", n_basis=None, scheme="euler",
+                 n_steps=DEFAULT_N_STEPS, seed=0,
                  dtype=np.float64, *, head_activation=NO_ACTIVATION, padding=SYMMETRIC,
                  rate_scale=1.0, stitch_scale=1.0):
         in_channels = _validate.positive_int(in_channels, "in_channels")
@@ -127,21 +143,15 @@ class ContinuousNet:
             raise RefodeError(f"`widths` must hold 1 to {limits.MAX_STAGES} widths, e.g. "
                               f"(16, 32, 64), got {len(widths)}")
         widths = tuple(_validate.positive_int(w, "widths") for w in widths)
-        self.dtype = np.dtype(dtype)
-        if self.dtype not in (np.float64, np.float32):
-            raise RefodeError(f"`dtype` must be float64 or float32, got {self.dtype}")
-        if head_activation not in HEAD_ACTIVATIONS:
-            raise RefodeError(f"unknown `head_activation` {head_activation!r:.40}; choose one "
-                              f"of {', '.join(HEAD_ACTIVATIONS)}")
-        if padding not in PADDINGS:
-            raise RefodeError(f"unknown `padding` {padding!r:.40}; choose one of "
-                              f"{', '.join(PADDINGS)}")
-        self.head_activation, self.padding = head_activation, padding
+        self.dtype = check_dtype(dtype)
+        self.head_activation = self.choice("head_activation", head_activation)
+        self.padding = self.choice("padding", padding)
         self.rate_scale = _scale(rate_scale, "rate_scale")
         self.stitch_scale = _scale(stitch_scale, "stitch_scale")
-        self.basis = make_basis(basis, n_basis)
-        self.scheme, self.n_steps = scheme, limits.n_steps(n_steps)
-        check_size(in_channels, n_classes, widths, self.basis.n)
+        self.basis, self.scheme, self.n_steps = discretization(
+            type(self), basis, n_basis, scheme, n_steps, DEFAULT_N_BASIS)
+        self.check_size({"in_channels": in_channels, "n_classes": n_classes,
+                         "widths": list(widths), "n_basis": self.basis.n})
         rng = np.random.default_rng(seed)
         dt = self.dtype
         layers = [
@@ -156,46 +166,62 @@ class ContinuousNet:
             layers.append((f"stitch{j}", Stitch(c_in, width, stride, rng, dt, padding,
                                                 self.stitch_scale)))
             layers.append((f"block{j}", StatefulODEBlock(
-                self.basis, scheme, self.n_steps, init_params(self.basis, width, rng, dt),
+                self.basis, self.scheme, self.n_steps, init_params(self.basis, width, rng, dt),
                 init_state(self.basis, width, dt), rate_scale=self.rate_scale)))
             c_in = width
         layers.append(("head_bn", BatchNorm(c_in, dt)))
         if head_activation == RELU:
             layers.append(("head_relu", ReLU()))
         layers += [("pool", GlobalAvgPool()), ("dense", Dense.uniform(c_in, n_classes, rng, dt))]
-        self.net = Sequential(layers)
+        self.network = Sequential(layers)
 
-    # ------------------------------------------------------------ arrays
-    @property
-    def params(self):
-        """``{"<layer>.<array>": array}`` of trainable arrays (live: edit in place)."""
-        return self.net.named("params")
+    # ------------------------------------------------------------ architecture
+    @classmethod
+    def shapes(cls, config):
+        """``(params, state, blocks)`` of a configuration (see
+        :meth:`refode.models.protocol.Model.shapes`); reads ``in_channels``,
+        ``n_classes``, ``widths`` and ``n_basis``."""
+        params, state, blocks = {}, {}, {}
+        k, widths = config["n_basis"], config["widths"]
+        params["stem_conv.weight"] = (widths[0], config["in_channels"], STEM_KERNEL,
+                                      STEM_KERNEL)
+        _batchnorm("stem_bn", widths[0], params, state)
+        c_in = widths[0]
+        for j, width in enumerate(widths, start=1):
+            _stitch(j, c_in, width, params, state)
+            blocks[f"block{j}"] = list(UNIT_INTERVAL)
+            for arr, shape in weight_shapes(width).items():
+                params[f"block{j}.{arr}"] = (k, *shape)
+            for arr in STATS:
+                state[f"block{j}.{arr}"] = (k, width)
+            c_in = width
+        _batchnorm("head_bn", c_in, params, state)
+        params["dense.weight"] = (config["n_classes"], c_in)
+        params["dense.bias"] = (config["n_classes"],)
+        return params, state, blocks
 
-    @property
-    def state(self):
-        """``{"<layer>.<array>": array}`` of running statistics (replaced by training)."""
-        return self.net.named("state")
-
-    def num_parameters(self):
-        """Number of trainable scalars."""
-        return int(sum(a.size for a in self.params.values()))
+    def _architecture(self):
+        return {"in_channels": self.in_channels, "n_classes": self.n_classes,
+                "widths": [int(b.params["conv1.weight"].shape[1]) for b in self.blocks()],
+                "head_activation": str(self.head_activation), "padding": str(self.padding),
+                "rate_scale": float(self.rate_scale), "stitch_scale": float(self.stitch_scale)}
 
     def blocks(self):
         """The :class:`StatefulODEBlock` layers, in order."""
-        return [l for l in self.net.layers.values() if isinstance(l, StatefulODEBlock)]
+        return list(self.ode_blocks().values())
 
-    # ------------------------------------------------------------ compute
     @property
     def in_channels(self):
         """Channels of the input images (of the stem convolution's weight)."""
-        return int(self.net.layers["stem_conv"].params["weight"].shape[1])
+        return int(self.network.layers["stem_conv"].params["weight"].shape[1])
 
     @property
     def n_classes(self):
         """Classes of the output (rows of the dense layer's weight)."""
-        return int(self.net.layers["dense"].params["weight"].shape[0])
+        return int(self.network.layers["dense"].params["weight"].shape[0])
 
-    def _input(self, x, train=False):
+    # ------------------------------------------------------------ compute
+    def _inputs(self, x, train=False):
         """``x`` validated as a batch of images for this model, C-contiguous, its dtype.
 
         Refused: other than 4-D real floating finite arrays (complex too), no images,
@@ -224,154 +250,14 @@ class ContinuousNet:
                     "more or larger images, or use train=False")
         return np.ascontiguousarray(x, dtype=self.dtype)
 
-    def _labels(self, y, n):
-        """``y`` validated as ``n`` class labels in ``[0, n_classes)`` (int64)."""
-        return _validate.labels(y, (n,), self.n_classes, "y")
-
-    def check_batch(self, x, y, *, train=False):
-        """Validate a batch as :meth:`loss_and_gradients` takes it, doing no other work.
-
-        Raises the RefodeError (naming ``x`` or ``y`` and the fix) that the loss would
-        raise; returns ``(x, y)`` as the model computes with them.
-        """
-        x = self._input(x, train)
-        return x, self._labels(y, x.shape[0])
-
-    def _snapshot(self):
-        return [(leaf, dict(leaf.state)) for leaf in _leaves(self.net)]
+    def _targets(self, y, x):
+        """``y`` validated as ``len(x)`` class labels in ``[0, n_classes)`` (int64)."""
+        return _validate.labels(y, (x.shape[0],), self.n_classes, "y")
 
     @staticmethod
-    def _restore(snapshot):
-        for leaf, state in snapshot:
-            leaf.state = state
-
-    def forward(self, x, train=False, *, update_state=True):
-        """Logits ``(N, n_classes)`` of images ``x (N, C, H, W)``.
-
-        ``train=True`` normalises with batch statistics and (unless
-        ``update_state=False``) updates the running statistics, as a PyTorch
-        training-mode forward does.
-        """
-        x = self._input(x, train)
-        snapshot = None if update_state else self._snapshot()
-        try:
-            logits, _ = self.net.forward(x, bool(train))
-        finally:
-            if snapshot is not None:
-                self._restore(snapshot)
-        return logits
-
-    def loss(self, x, y, *, train=True):
-        """Mean cross-entropy; never updates the running statistics.
-
-        Arguments as :meth:`loss_and_gradients` (validated before any work).
-        """
-        x, y = self.check_batch(x, y, train=train)
-        return _ops.cross_entropy(self.forward(x, train, update_state=False), y)[0]
-
-    def loss_and_gradients(self, x, y, *, train=True, update_state=True, return_logits=False):
-        """Mean cross-entropy and its exact gradient for every parameter.
-
-        Parameters
-        ----------
-        x : (N, C, H, W) images, float32 or float64 (``C = in_channels``, ``N >= 1``)
-        y : (N,) int class labels in ``[0, n_classes)`` (any integer dtype; floats,
-            booleans, other shapes and out-of-range labels raise RefodeError)
-        train : bool
-            Training mode (batch statistics; default) or evaluation mode.
-        update_state : bool
-            In training mode, update the running statistics as a training step of
-            PyTorch would (default) or leave them unchanged.
-        return_logits : bool
-            Also return the logits the loss was computed from (free: e.g. for a
-            running training accuracy).
-
-        Returns
-        -------
-        loss : float
-        grads : dict, the names and shapes of :attr:`params`
-        logits : (N, n_classes) array, only with ``return_logits=True``
-        """
-        x, y = self.check_batch(x, y, train=train)   # before any work
-        snapshot = None if (update_state or not train) else self._snapshot()
-        try:
-            logits, caches = self.net.forward(x, bool(train))
-        finally:
-            if snapshot is not None:
-                self._restore(snapshot)
-        loss, dlogits = _ops.cross_entropy(logits, y)
-        _, grads = self.net.backward(caches, dlogits)
-        if return_logits:
-            return loss, grads, logits
-        return loss, grads
-
-    # ------------------------------------------------------------ discretisation
-    def rediscretize(self, basis=None, n_basis=None, scheme=None, n_steps=None,
-                     method="projection", *, stats="project", data=None,
-                     batch_size=RECALIBRATION_BATCH):
-        """A new model with every depth-dependent array moved exactly onto a new basis.
-
-        Compression (fewer basis functions), refinement (e.g. ``n_basis`` doubled on a
-        ``piecewise_constant`` or ``fem_linear`` basis: exact, ``theta(t)`` unchanged)
-        and graph shortening (``n_steps``) in one call. Weights *and* running
-        statistics of every ODE-block move with ``method``: ``"projection"`` (exact
-        L2 projection, :func:`refode.project`) or ``"interpolation"``
-        (:func:`refode.interpolate`). Depth-independent arrays are copied. The model
-        itself is not modified.
-
-        Parameters
-        ----------
-        basis : str, optional
-            New family (default: the current one).
-        n_basis, n_steps : int, optional
-            New ``K`` and ``N`` (default: the current ones).
-        scheme : str, optional
-            New tableau (default: the current one).
-        method : {"projection", "interpolation"}
-        stats : {"project", "recalibrate", "positive"}
-            Running statistics of the ODE-blocks after the change of basis:
-
-            - ``"project"`` (default): moved by ``method`` like the weights (a moved
-              variance can become negative at a stage: warned);
-            - ``"recalibrate"``: re-estimated on ``data`` in the new basis and grid,
-              weights frozen, block by block in order (:meth:`recalibrate`);
-            - ``"positive"``: means moved by ``method``, variances moved in the log
-              domain and mapped back, which keeps them positive (a departure from
-              the plain L2 projection: :func:`refode.models.stateful.positive_variance`).
-        data : (n, C, H, W) array, or a tuple whose first entry is one
-            Images of ``stats="recalibrate"`` (labels are not needed).
-        batch_size : int
-            Images per forward pass of the recalibration.
-
-        Returns
-        -------
-        ContinuousNet
-        """
-        if method not in METHODS:
-            raise RefodeError(f"unknown `method` {method!r}; choose one of {', '.join(METHODS)}")
-        if stats not in STATS_POLICIES:
-            raise RefodeError(f"unknown `stats` {stats!r:.40}; choose one of "
-                              f"{', '.join(STATS_POLICIES)}")
-        if stats == "recalibrate" and data is None:
-            raise RefodeError("`stats='recalibrate'` needs `data`: pass images (n, C, H, W) "
-                              "to re-estimate the running statistics on")
-        if stats != "recalibrate" and data is not None:
-            raise RefodeError(f"`data` is only used by stats='recalibrate', got stats={stats!r}")
-        target = make_basis(basis or self.basis.family,
-                            self.basis.n if n_basis is None else n_basis)
-        new_steps = self.n_steps if n_steps is None else limits.n_steps(n_steps)
-        check_size(self.in_channels, self.n_classes,
-                   [b.params["conv1.weight"].shape[1] for b in self.blocks()], target.n)
-        new = copy.deepcopy(self)
-        new.basis, new.n_steps = target, new_steps
-        new.scheme = self.scheme if scheme is None else scheme
-        for name, layer in new.net.layers.items():
-            if isinstance(layer, StatefulODEBlock):
-                new.net.layers[name] = layer.rebased(new.basis, new.scheme, new.n_steps, method,
-                                                     stats)
-        if stats == "recalibrate":
-            new.recalibrate(data, batch_size)
-        return new
+    def _objective(logits, y, gradient=True):
+        """Mean cross-entropy (float) and its gradient with respect to ``logits``."""
+        return _ops.cross_entropy(logits, y)
 
     def recalibrate(self, data, batch_size=RECALIBRATION_BATCH):
         """Re-estimate every ODE-block's running statistics on ``data`` (in place).
@@ -396,12 +282,12 @@ class ContinuousNet:
             ``self``.
         """
         x = data[0] if isinstance(data, (tuple, list)) else data
-        x = self._input(x)
+        x = self._inputs(x)
         if len(x) == 0:
             raise RefodeError("`data` holds no images; pass at least one (n, C, H, W) batch")
         batch_size = _validate.positive_int(batch_size, "batch_size")
         hs = [x[i:i + batch_size] for i in range(0, len(x), batch_size)]
-        for layer in self.net.layers.values():
+        for layer in self.network.layers.values():
             if isinstance(layer, StatefulODEBlock):
                 records = [layer.batch_statistics(h)[1] for h in hs]
                 layer.state = layer.recalibrated(records, [len(h) for h in hs])

@@ -14,6 +14,11 @@ at the stage time,
 In training mode both batch norms use batch statistics (the VJP goes through them);
 in evaluation mode they use ``theta``'s running statistics (the VJP also returns
 their cotangents). ``h`` is ``(N, C, H, W)``.
+
+The rate implements the optional parts of the rate protocol
+(:mod:`refode.integrate.odeint`): ``forward_save``/``vjp_saved`` and
+``forward_stats``, through which an observed forward sweep receives the batch
+statistics of every stage.
 """
 from ..kernels.workspace import Workspace
 from . import _ops
@@ -43,19 +48,11 @@ class ConvRate:
         Batch statistics (True) or ``theta``'s running statistics (False).
     scale : float
         The rate is ``scale * conv2(...)`` (the original's ``epsilon``; default 1).
-
-    Attributes
-    ----------
-    record : list or None
-        When a list (training mode), every call of :meth:`forward` appends the batch
-        statistics of its two batch norms, ``(mean1, var1, mean2, var2)`` (``(C,)``
-        each, variances unbiased), in call order. :meth:`vjp` never records.
     """
 
     def __init__(self, train, scale=1.0):
         self.train = bool(train)
         self.scale = float(scale)
-        self.record = None
         self.workspace = Workspace()
 
     def _bn(self, x, theta, which):
@@ -76,11 +73,8 @@ class ConvRate:
         return out, (y1, r1, c1, y2, r2), (m1, v1, m2, v2)
 
     def forward(self, t, h, theta):
-        """``R(theta, h)``, shape of ``h``; records batch statistics if :attr:`record`."""
-        out, _, stats = self._forward(h, theta)
-        if self.record is not None and self.train:
-            self.record.append(stats)
-        return out
+        """``R(theta, h)``, shape of ``h``."""
+        return self._forward(h, theta)[0]
 
     def forward_save(self, t, h, theta):
         """:meth:`forward` and the intermediates :meth:`vjp_saved` needs.
@@ -90,10 +84,22 @@ class ConvRate:
         its output instead of its input: ``relu(y) <= 0`` exactly where ``y <= 0``
         (NaN stays NaN), so the cotangents are bitwise those of :meth:`vjp`.
         """
-        out, (_, r1, c1, _, r2), stats = self._forward(h, theta)
-        if self.record is not None and self.train:
-            self.record.append(stats)
+        out, (_, r1, c1, _, r2), _ = self._forward(h, theta)
         return out, (r1, c1, r2)
+
+    def forward_stats(self, t, h, theta, save=False):
+        """:meth:`forward` with the stage's batch statistics (and :meth:`forward_save`'s
+        ``saved`` when ``save``).
+
+        Returns
+        -------
+        out : shape of ``h``, bitwise :meth:`forward`
+        stats : ``(mean1, var1, mean2, var2)``, each ``(C,)`` (variances unbiased), the
+            batch statistics of the two batch norms in training mode; None in evaluation
+        saved : ``(r1, c1, r2)`` if ``save``, else None
+        """
+        out, (_, r1, c1, _, r2), stats = self._forward(h, theta)
+        return out, (stats if self.train else None), ((r1, c1, r2) if save else None)
 
     def _bn_vjp(self, x, theta, which, dy, grads):
         g = theta[f"{which}.gamma"]

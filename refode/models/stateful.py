@@ -7,9 +7,11 @@ running statistics of the rate's two batch norms are expansions in the same basi
 initialised to mean 0, variance 1).
 
 Training (paper, section 3)
-    Every stage normalises with batch statistics. The forward sweep (and only it; the
-    recomputations of the reverse pass record nothing) records the batch statistics
-    ``b_i`` of stage ``i`` at its exact ``(position, side)`` on the stage grid, with
+    Every stage normalises with batch statistics. The integrator's forward sweep (and
+    only it; the recomputations of the reverse pass report nothing) reports every stage
+    to the block's observer (:mod:`refode.integrate.odeint`): its exact ``(position,
+    side)`` on the stage grid and the batch statistics ``b_i`` the rate computed there
+    (:meth:`~refode.models.conv.ConvRate.forward_stats`), with
     ``s_i = m * s(t_i) + (1 - m) * b_i``, ``m = 0.9`` (computed as PyTorch does:
     ``0.1 * b_i + 0.9 * s(t_i)``), ``s(t_i)`` the old statistics at the stage with its
     exact support weights, and ``b_i`` the **unbiased** batch variance for the
@@ -24,47 +26,28 @@ Evaluation
     support weights of the stage, the same one-sided rule as the weights).
 
 The backward pass is the discrete adjoint of :func:`refode.integrate.vjp` (exact
-gradient of the computed output).
+gradient of the computed output). The policies that move statistics between bases are
+in :mod:`refode.models._statistics`.
 """
 import warnings
 
 import numpy as np
-import scipy.linalg
 
 from .. import projection
-from ..errors import RefodeWarning
-from ..bases import basis as make_basis
-from ..integrate.adjoint import vjp
-from ..integrate.grid import stage_grid
-from ..integrate.odeint import stage_theta
-from ..integrate.tableau import tableau
-from ..projection.fit import design_matrix
-from ..projection.mass import union_breakpoints
-from . import _ops
 from ..constants import BN_EPS as EPS
+from ..errors import RefodeWarning
+from ..integrate.adjoint import vjp
+from ..integrate.grid import stages as grid_stages
+from ..integrate.tableau import tableau
+from . import _ops
 from ._layers import Layer
+from ._statistics import constant, positive_variance  # noqa: F401  (re-exported)
 from .conv import STATS, ConvRate, weight_shapes
 from .layers import he_normal
 
 
 #: stages named in the warning about non-positive variances (the rest are counted).
 MAX_LISTED = 3
-#: unit positions where a basis is checked for being a partition of unity.
-UNITY_PROBES = 17
-
-
-def constant(basis, shape, value, dtype):
-    """Coefficients ``(K, *shape)`` of the constant function ``value`` on ``basis``.
-
-    All equal to ``value`` when the basis is a partition of unity (piecewise constant,
-    FEM, DG linear: exact); otherwise the exact L2 projection of the constant
-    (Legendre: ``value`` on the constant polynomial, 0 elsewhere).
-    """
-    probes = basis.evaluate(np.linspace(basis.t0, basis.t1, UNITY_PROBES))
-    if np.allclose(probes.sum(axis=1), 1.0, rtol=0.0, atol=1e-12):
-        return np.full((basis.n, *shape), value, dtype=dtype)
-    one = make_basis("piecewise_constant", 1, basis.interval)
-    return projection.project(np.full((1, *shape), value, dtype=dtype), one, basis)
 
 
 def init_params(basis, channels, rng, dtype):
@@ -89,91 +72,6 @@ def init_state(basis, channels, dtype):
     """Running statistics ``(K, C)``: the constants mean(t) = 0, var(t) = 1."""
     return {name: constant(basis, (channels,), 1.0 if name.endswith("var") else 0.0, dtype)
             for name in STATS}
-
-
-def _nonnegative_unity(basis):
-    """Whether ``basis`` is a nonnegative partition of unity (checked at probes)."""
-    pieces = np.linspace(basis.t0, basis.t1, UNITY_PROBES * basis.n_pieces)
-    values = basis.evaluate(pieces)
-    return bool(np.allclose(values.sum(axis=1), 1.0, rtol=0.0, atol=1e-12)
-                and values.min() >= -1e-15)
-
-
-#: Gauss-Legendre points per piece of the log-variance projection (``stats="positive"``).
-LOG_GAUSS_POINTS = 8
-
-
-def _log_projected(var, source, target, method):
-    """Coefficients on ``target`` of ``log(var(t) + eps)``: its L2 projection
-    (Gauss-Legendre on every piece of both bases) or its interpolation at the nodes."""
-    if method == "interpolation":
-        nodes = target.nodes()
-        values = np.array([source.evaluate_at(x, side) for x, side in nodes]) @ var
-        nodal = np.array([target.evaluate_at(x, side) for x, side in nodes])
-        return np.linalg.solve(nodal, np.log(np.maximum(values + EPS, np.finfo(float).tiny)))
-    edges = np.array([float(e) for e in union_breakpoints(source, target)])
-    g, w = np.polynomial.legendre.leggauss(LOG_GAUSS_POINTS)
-    mid, half = (edges[1:] + edges[:-1]) / 2, (edges[1:] - edges[:-1]) / 2
-    unit = (mid[:, None] + half[:, None] * g).ravel()
-    weights = (half[:, None] * w).ravel() * source.length
-    t = source.t0 + source.length * unit
-    values = source.evaluate(t) @ var
-    logs = np.log(np.maximum(values + EPS, np.finfo(float).tiny))
-    phi = target.evaluate(t)
-    return scipy.linalg.solve(projection.mass(target), phi.T @ (weights[:, None] * logs),
-                              assume_a="pos")
-
-
-def positive_variance(var, source, block, method):
-    """A running variance moved onto ``block.basis`` positively (``stats="positive"``).
-
-    A departure from the plain L2 projection: the function ``u(t) = log(var(t) + eps)``
-    is projected (``method="projection"``: L2 by Gauss-Legendre quadrature on every
-    piece; ``"interpolation"``: at the target's nodes) and mapped back by
-    ``exp(u) - eps``:
-
-    - on a nonnegative partition of unity (piecewise constant, FEM, DG linear) the
-      coefficients are ``exp(u_k) - eps``, so ``var(t) + eps > 0`` everywhere;
-    - otherwise (Legendre, Chebyshev, Fourier) the samples ``v_i = exp(u(t_i)) - eps``
-      at the block's stage points are fitted onto the basis by the least squares of
-      training (:func:`refode.fit`); where the fit ``f`` falls below the floor
-      ``f_i + eps >= (min_i v_i + eps) / 2`` at a stage, it is blended per channel
-      with the constant ``m`` (the mean of the samples, exactly representable):
-      ``(1 - a) f + a m`` with the smallest ``a`` in ``[0, 1]`` that meets the floor
-      at every stage. The variance is then positive at every stage of the block
-      (where the model evaluates it), not necessarily between them.
-
-    Parameters
-    ----------
-    var : (K_source, C) coefficients on ``source``
-    source : Basis
-    block : StatefulODEBlock on the target basis, scheme and N
-    method : {"projection", "interpolation"}
-
-    Returns
-    -------
-    (K_target, C) array of the dtype of ``var``
-    """
-    target = block.basis
-    u = _log_projected(np.asarray(var, np.float64), source, target, method)
-    if _nonnegative_unity(target):
-        out = np.exp(u) - EPS
-    else:
-        grid = block._grid()
-        points = [(p, side) for row, sides in zip(grid.positions, grid.sides)
-                  for p, side in zip(row, sides)]
-        phi = design_matrix(points, target)
-        samples = np.exp(phi @ u) - EPS
-        fitted = projection.fit(points, samples, target, previous=np.exp(u) - EPS)
-        floor = (samples.min(axis=0) + EPS) / 2 - EPS
-        mean = samples.mean(axis=0)
-        values = phi @ fitted
-        low = values < floor
-        need = np.where(low, (floor - values) / np.where(low, mean - values, 1.0), 0.0)
-        blend = np.clip(need.max(axis=0), 0.0, 1.0)
-        out = (1 - blend) * fitted + blend * (constant(target, mean.shape, 1.0, np.float64)
-                                              * mean)
-    return out.astype(np.asarray(var).dtype)
 
 
 class StatefulODEBlock(Layer):
@@ -201,55 +99,57 @@ class StatefulODEBlock(Layer):
         self.checkpoint, self.slots = checkpoint, slots
         self.rate_scale = float(rate_scale)
 
-    def _grid(self):
-        return stage_grid(self.basis, tableau(self.scheme), self.n_steps)
+    def stages(self):
+        """The :class:`refode.integrate.Stage` records of the block's ``N * s`` stages."""
+        return grid_stages(self.basis, self.scheme, self.n_steps)
+
+    def _integrate(self, x, train):
+        """``(h, backward, observed stages)`` of one forward sweep (stages: training)."""
+        observed = [] if train else None
+        coefficients = dict(self.params) if train else {**self.params, **self.state}
+        h, backward = vjp(ConvRate(train, self.rate_scale), x, coefficients, self.basis,
+                          scheme=self.scheme, n_steps=self.n_steps, checkpoint=self.checkpoint,
+                          slots=self.slots, observer=None if observed is None else observed.append,
+                          check_finite=False)
+        return h, backward, observed
 
     def forward(self, x, train):
-        rate = ConvRate(train, self.rate_scale)
-        coefficients = dict(self.params) if train else {**self.params, **self.state}
-        rate.record = [] if train else None
-        try:
-            h, backward = vjp(rate, x, coefficients, self.basis, scheme=self.scheme,
-                              n_steps=self.n_steps, checkpoint=self.checkpoint, slots=self.slots)
-            records = rate.record
-        finally:
-            rate.record = None  # the reverse pass must not record
+        h, backward, observed = self._integrate(x, train)
         if train:
-            self.state = self.refitted(records)
+            self.state = self.refitted(observed)
         return h, backward
 
     def backward(self, cache, dy):
         dx, dc = cache(dy)
         return dx, {name: dc[name] for name in self.params}
 
-    def samples(self, records):
-        """Stage samples ``s_i`` of the running statistics from recorded batch statistics.
+    def samples(self, observed):
+        """Stage samples ``s_i`` of the running statistics from the observed stages.
 
         Parameters
         ----------
-        records : list of ``N * s`` tuples ``(mean1, var1, mean2, var2)`` in stage order
+        observed : list of ``N * s`` :class:`refode.integrate.Stage` in stage order,
+            ``stats = (mean1, var1, mean2, var2)`` (what a training sweep reports)
 
         Returns
         -------
         points : list of ``(Fraction, side)``, the exact stage positions
         values : dict name -> ``(N * s, C)`` array, ``0.1 * b_i + 0.9 * s(t_i)``
         """
-        grid = self._grid()
-        points = [(p, side) for row, sides in zip(grid.positions, grid.sides)
-                  for p, side in zip(row, sides)]
-        supports = [sup for row in grid.supports for sup in row]
-        if len(records) != len(points):
-            raise RuntimeError(f"recorded {len(records)} stages, the grid has {len(points)}")
+        expected = self.n_steps * tableau(self.scheme).stages
+        if len(observed) != expected:
+            raise RuntimeError(f"observed {len(observed)} stages, the grid has {expected}")
         values = {name: [] for name in STATS}
-        for support, stats in zip(supports, records):
-            old = stage_theta(self.state, support)
-            for name, batch in zip(STATS, stats):
+        for stage in observed:
+            old = stage.theta(self.state)
+            for name, batch in zip(STATS, stage.stats):
                 values[name].append(_ops.running_update(old[name], batch))
+        points = [(stage.position, stage.side) for stage in observed]
         return points, {name: np.stack(v) for name, v in values.items()}
 
-    def refitted(self, records):
+    def refitted(self, observed):
         """New state coefficients: least-squares fit of :meth:`samples`, previous kept."""
-        points, values = self.samples(records)
+        points, values = self.samples(observed)
         return {name: projection.fit(points, values[name], self.basis, previous=self.state[name])
                 for name in STATS}
 
@@ -308,17 +208,10 @@ class StatefulODEBlock(Layer):
         -------
         h : (B, C, H, W) training-mode output
         records : list of ``N * s`` tuples ``(mean1, var1, mean2, var2)``, each ``(C,)``
-            (variances unbiased, as :meth:`samples` takes them), in stage order
+            (variances unbiased), in stage order: the ``stats`` of the observed stages
         """
-        rate = ConvRate(True, self.rate_scale)
-        rate.record = []
-        try:
-            h, _ = vjp(rate, x, dict(self.params), self.basis, scheme=self.scheme,
-                       n_steps=self.n_steps, checkpoint=self.checkpoint, slots=self.slots)
-            records = rate.record
-        finally:
-            rate.record = None
-        return h, records
+        h, _, observed = self._integrate(x, True)
+        return h, [stage.stats for stage in observed]
 
     def recalibrated(self, batches, sizes):
         """Running statistics re-estimated from the batch statistics of several batches.
@@ -339,7 +232,7 @@ class StatefulODEBlock(Layer):
         -------
         dict name -> ``(K, C)`` array of the state's dtype
         """
-        points, _ = self.samples(batches[0])
+        points = [(stage.position, stage.side) for stage in self.stages()]
         total = float(sum(sizes))
         out = {}
         for i, name in enumerate(STATS):
@@ -365,14 +258,12 @@ class StatefulODEBlock(Layer):
             ``name`` of the variance array, the exact stage ``position`` (Fraction)
             and the number of channels that fail; empty when all are positive.
         """
-        grid = self._grid()
         out = []
-        for row, supports in zip(grid.positions, grid.supports):
-            for position, support in zip(row, supports):
-                values = stage_theta(self.state, support)
-                for name in STATS:
-                    if name.endswith("var"):
-                        count = int(np.count_nonzero(~(values[name] + EPS > 0)))
-                        if count:
-                            out.append((name, position, count))
+        for stage in self.stages():
+            values = stage.theta(self.state)
+            for name in STATS:
+                if name.endswith("var"):
+                    count = int(np.count_nonzero(~(values[name] + EPS > 0)))
+                    if count:
+                        out.append((name, stage.position, count))
         return out

@@ -9,27 +9,26 @@ influences the other positions; the loss ignores targets equal to ``-100``.
 """
 import numpy as np
 
-from .. import _validate, kernels, limits
-from ..bases import Basis, basis as make_basis
+from .. import _validate, kernels
+from ..constants import IGNORE_INDEX  # noqa: F401  (target value the loss skips; re-exported)
 from ..errors import RefodeError, ShapeError
-from ..integrate.tableau import tableau
-from ..projection import interpolate, project
 from ._layers import Sequential
 from .layers import Dense
+from ._spec import REQUIRED, Field, check_dtype
+from .protocol import Model
+from .rediscretize import discretization
 from .tagger_layers import EncoderODEBlock, LayerNorm, TokenEmbedding
-from .transformer import LN_EPS, make_rate
+from .transformer import LN_EPS, RATES, make_rate
 
-#: target value that does not count in the loss (PyTorch's ``ignore_index``).
-from ..constants import IGNORE_INDEX
 #: name of the ODE-block layer; its arrays are ``"ode.<weight>"`` with leading axis K.
 ODE = "ode"
 #: default number of basis functions (and of steps when ``n_steps`` is left out).
 DEFAULT_N_BASIS = 16
-#: change-of-basis methods of :meth:`ContinuousTagger.rediscretize`.
-REDISCRETIZE = {"projection": project, "interpolation": interpolate}
+#: attention projections Q, K, V, O stacked in ``attn_weights``.
+N_PROJECTIONS = 4
 
 
-class ContinuousTagger:
+class ContinuousTagger(Model):
     """Sentence tagger with a continuous-in-depth transformer encoder.
 
     Parameters
@@ -65,12 +64,38 @@ class ContinuousTagger:
         Regulariser of every layer norm (default 1e-5, PyTorch's; the paper's Flax code
         uses 1e-6).
 
+    Attributes
+    ----------
+    network : Sequential
+        The layers ``embed, ode, norm, head`` (read-only alias ``net``).
+
     Notes
     -----
+    The protocol (arrays, config, forward, loss, gradients, rediscretize, files) is
+    :class:`~refode.models.protocol.Model`'s. Inputs ``x`` are ``(B, L)`` token ids in
+    ``[0, vocab_size)`` (any integer dtype, ``B, L >= 1``); targets ``y (B, L)`` are
+    tags in ``[0, n_tags)`` with ``-100`` at padding (and wherever a token should not
+    count); the loss is the mean token cross-entropy over the counted positions (0,
+    with zero gradients, when none counts). The tagger has no training-mode layers:
+    ``train`` only selects whether the ODE-block keeps its stages for the backward
+    pass (the same exact gradient), and ``update_state`` changes nothing.
+
     Initialisation: embedding ``N(0, 1)``; encoder as
     :meth:`~refode.models.transformer.PaperEncoderRate.init`; final layer norm
     ``gamma = 1, beta = 0``; output dense uniform in ``+-1/sqrt(D)``.
     """
+
+    FAMILY = "ContinuousTagger"
+    FIELDS = {"vocab_size": Field(int, REQUIRED), "n_tags": Field(int, REQUIRED),
+              "width": Field(int, 128), "heads": Field(int, 1), "ffn": Field(int, 128),
+              "basis": Field(str, "piecewise_constant"), "n_basis": Field(int, DEFAULT_N_BASIS),
+              "interval": Field(list, [0.0, 1.0]), "scheme": Field(str, "euler"),
+              "n_steps": Field(int, None), "padding_id": Field(int, 0),
+              "rate": Field(str, "paper", tuple(RATES)), "attention_bias": Field(bool, False),
+              "ln_eps": Field(float, LN_EPS)}
+    INPUT_GRADIENT = "embedded"
+    INPUT_LAYER = "embed"
+    BLOCK = EncoderODEBlock
 
     def __init__(self, vocab_size, n_tags, width=128, heads=1, ffn=128,
                  basis="piecewise_constant", n_basis=None, scheme="euler", n_steps=None,
@@ -78,20 +103,17 @@ class ContinuousTagger:
                  backend="cpu", ln_eps=LN_EPS):
         self.vocab_size = _validate.positive_int(vocab_size, "vocab_size")
         self.n_tags = _validate.positive_int(n_tags, "n_tags")
-        self.dtype = np.dtype(dtype)
-        if self.dtype not in _validate.FLOAT_DTYPES:
-            raise ShapeError(f"`dtype` must be float32 or float64, got {self.dtype}")
+        self.dtype = check_dtype(dtype)
         self.padding_id = int(padding_id)
         self.backend = backend
         self.rate = make_rate(rate, width, heads, ffn, attention_bias=attention_bias,
                               backend=backend, ln_eps=ln_eps)
         self.ln_eps = self.rate.ln_eps
         self.rate_kind = rate
-        self.basis = _resolve_basis(basis, n_basis)
-        tableau(scheme)  # validates the name before any work
-        self.scheme = scheme
-        self.n_steps = limits.n_steps(self.basis.n if n_steps is None else n_steps)
-        check_size(self.vocab_size, self.n_tags, self.rate, self.basis.n)
+        self.basis, self.scheme, self.n_steps = discretization(
+            type(self), basis, n_basis, scheme, n_steps, DEFAULT_N_BASIS)
+        self.check_size({**self._architecture(), "n_basis": self.basis.n,
+                         "interval": list(self.basis.interval)})
         rng = np.random.default_rng(seed)
         d = self.rate.width
         self.network = Sequential([
@@ -104,25 +126,34 @@ class ContinuousTagger:
             ("head", Dense.uniform(d, self.n_tags, rng, self.dtype, backend)),
         ])
 
-    # -------------------------------------------------------------- arrays
-    @property
-    def params(self):
-        """``{"<layer>.<array>": array}``: the live trainable arrays (edit in place)."""
-        return self.network.named("params")
+    # ------------------------------------------------------------ architecture
+    @classmethod
+    def shapes(cls, config):
+        """``(params, state, blocks)`` of a configuration (see
+        :meth:`refode.models.protocol.Model.shapes`); reads ``vocab_size``, ``n_tags``,
+        ``width``, ``ffn``, ``n_basis``, ``attention_bias`` and ``interval``."""
+        d, f, k = config["width"], config["ffn"], config["n_basis"]
+        params = {"embed.weight": (config["vocab_size"], d)}
+        rate = {"ln1_gamma": (d,), "ln1_beta": (d,), "attn_weights": (N_PROJECTIONS, d, d)}
+        if config["attention_bias"]:
+            rate["attn_biases"] = (N_PROJECTIONS, d)
+        rate.update({"ln2_gamma": (d,), "ln2_beta": (d,), "mlp_w1": (f, d), "mlp_b1": (f,),
+                     "mlp_w2": (d, f), "mlp_b2": (d,)})
+        params.update({f"{ODE}.{name}": (k, *shape) for name, shape in rate.items()})
+        params.update({"norm.gamma": (d,), "norm.beta": (d,),
+                       "head.weight": (config["n_tags"], d), "head.bias": (config["n_tags"],)})
+        return params, {}, {ODE: list(config["interval"])}
 
-    @property
-    def state(self):
-        """Non-trainable arrays: none (the tagger has no batch norm)."""
-        return self.network.named("state")
-
-    def num_parameters(self, depth_dependent=None):
-        """Trainable numbers: all (``None``), only the ODE-block's (``True``) or the rest."""
-        return int(sum(
-            a.size for name, a in self.params.items()
-            if depth_dependent is None or name.startswith(f"{ODE}.") == depth_dependent))
+    def _architecture(self):
+        rate = self.rate
+        return {"vocab_size": self.vocab_size, "n_tags": self.n_tags, "width": rate.width,
+                "heads": rate.heads, "ffn": rate.ffn, "padding_id": int(self.padding_id),
+                "rate": str(self.rate_kind), "attention_bias": bool(rate.attention_bias),
+                "ln_eps": float(self.ln_eps)}
 
     # ------------------------------------------------------------ compute
-    def _ids(self, x):
+    def _inputs(self, x, train=False):
+        """``x`` validated as token ids ``(B, L)`` in ``[0, vocab_size)`` (int64)."""
         ids = np.asarray(x)
         if ids.ndim != 2 or not np.issubdtype(ids.dtype, np.integer):
             raise ShapeError(
@@ -138,75 +169,8 @@ class ContinuousTagger:
                 "a valid id")
         return ids.astype(np.int64, copy=False)
 
-    def check_batch(self, x, y):
-        """Validate a batch as :meth:`loss_and_gradients` takes it, doing no other work.
-
-        Raises the RefodeError (naming ``x`` or ``y`` and the fix) that the loss would
-        raise; returns ``(ids, targets)`` as int64 arrays.
-        """
-        ids = self._ids(x)
-        return ids, self._targets(y, ids)
-
-    def _run(self, x, train):
-        ids = self._ids(x)   # idempotent on validated ids
-        mask = ids == self.padding_id
-        self.network.layers[ODE].mask = mask if mask.any() else None
-        logits, caches = self.network.forward(ids, train)
-        return ids, logits, caches
-
-    def forward(self, x, train=False):
-        """Logits ``(B, L, n_tags)`` of token ids ``x`` (B, L) int64.
-
-        Rows of padded positions are finite and carry no meaning.
-        """
-        return self._run(x, train)[1]
-
-    def loss(self, x, y):
-        """Mean token cross-entropy over non-padded positions (no gradients).
-
-        Arguments as :meth:`loss_and_gradients`; returns a float.
-        """
-        ids, targets = self.check_batch(x, y)   # before any work
-        ids, logits, _ = self._run(ids, False)
-        loss = np.zeros((), dtype=logits.dtype)
-        kernels.get("cross_entropy", self.backend)(logits, targets, loss, IGNORE_INDEX)
-        return float(loss)
-
-    def loss_and_gradients(self, x, y, *, return_logits=False):
-        """Mean token cross-entropy over non-padded positions and its exact gradients.
-
-        Parameters
-        ----------
-        x : (B, L) int64 token ids in ``[0, vocab_size)`` (``B, L >= 1``)
-        y : (B, L) int64 tags in ``[0, n_tags)``, ``-100`` at padding (and wherever a
-            token should not count); any integer dtype, other dtypes, shapes and
-            values raise RefodeError. When every target is ``-100`` the loss and the
-            gradients are 0 (the cross-entropy kernels' convention)
-        return_logits : bool
-            Also return the logits the loss was computed from (free: e.g. for a
-            running training accuracy).
-
-        Returns
-        -------
-        loss : float
-        grads : dict, the names and shapes of :attr:`params`
-            Exact (discrete-adjoint) gradients of the computed loss.
-        logits : (B, L, n_tags) array, only with ``return_logits=True``
-        """
-        ids, targets = self.check_batch(x, y)   # before any work
-        ids, logits, caches = self._run(ids, True)
-        ce = kernels.get("cross_entropy", self.backend)
-        loss = np.zeros((), dtype=logits.dtype)
-        ce(logits, targets, loss, IGNORE_INDEX)
-        dlogits = np.empty_like(logits)
-        kernels.get("cross_entropy.cross_entropy_vjp", self.backend)(
-            logits, targets, 1.0, dlogits, IGNORE_INDEX)
-        _, grads = self.network.backward(caches, dlogits)
-        if return_logits:
-            return float(loss), grads, logits
-        return float(loss), grads
-
     def _targets(self, y, ids):
+        """``y`` validated as tags of ``ids``: ``-100`` at every padded position."""
         t = np.ascontiguousarray(_validate.labels(y, ids.shape, self.n_tags, "y",
                                                   IGNORE_INDEX, "tags"))
         if np.any(t[ids == self.padding_id] != IGNORE_INDEX):
@@ -215,75 +179,18 @@ class ContinuousTagger:
                 "targets to -100")
         return t
 
-    # ------------------------------------------------------ rediscretize
-    def rediscretize(self, basis=None, n_basis=None, scheme=None, n_steps=None,
-                     method="projection"):
-        """A new tagger whose depth-dependent weights live on another basis / grid.
+    def _layer_options(self, ids):
+        """The key padding mask of the ODE-block for ``ids`` (None without padding)."""
+        mask = ids == self.padding_id
+        return {ODE: {"mask": mask if mask.any() else None}}
 
-        Every ``"ode.*"`` array ``(K, ...)`` is mapped onto the new basis by exact L2
-        projection (:func:`refode.project`, ``method="projection"``) or by
-        interpolation at the new basis' nodes (:func:`refode.interpolate`); the other
-        arrays are copied. ``basis`` (family name or Basis) defaults to the current
-        family, ``n_basis`` to the current ``K``, ``scheme`` to the current one, and
-        ``n_steps`` to the current ``N`` (so compressing ``K`` keeps the step count;
-        pass ``n_steps`` to shorten the graph). ``self`` is not modified.
-
-        Refinement (piecewise constant ``K -> 2K``, FEM ``K -> 2K - 1``) represents the
-        same ``theta(t)`` and leaves the outputs unchanged; projection ``K -> K/2``
-        halves the depth-dependent parameter count.
-
-        Returns
-        -------
-        ContinuousTagger
-        """
-        if method not in REDISCRETIZE:
-            raise RefodeError(
-                f"unknown `method` {method!r}; choose one of {', '.join(REDISCRETIZE)}")
-        if isinstance(basis, Basis):
-            target = _resolve_basis(basis, n_basis)
-        else:
-            family = self.basis.family if basis is None else basis
-            target = make_basis(family, self.basis.n if n_basis is None else n_basis,
-                                self.basis.interval)
-        new = object.__new__(ContinuousTagger)
-        new.__dict__.update(self.__dict__)
-        new.basis = target
-        new.scheme = self.scheme if scheme is None else scheme
-        tableau(new.scheme)  # validates the name
-        new.n_steps = limits.n_steps(self.n_steps if n_steps is None else n_steps)
-        check_size(self.vocab_size, self.n_tags, self.rate, target.n)
-        change = REDISCRETIZE[method]
-        old = self.network.layers
-        coefficients = {k: np.ascontiguousarray(change(v, self.basis, target))
-                        for k, v in old[ODE].params.items()}
-        new.network = Sequential([
-            ("embed", TokenEmbedding(old["embed"].params["weight"].copy(), self.backend)),
-            (ODE, EncoderODEBlock(self.rate, coefficients, target, new.scheme, new.n_steps)),
-            ("norm", LayerNorm(*(old["norm"].params[k].copy() for k in ("gamma", "beta")),
-                               self.backend, self.ln_eps)),
-            ("head", Dense(*(old["head"].params[k].copy() for k in ("weight", "bias")),
-                           self.backend)),
-        ])
-        return new
-
-
-def check_size(vocab_size, n_tags, rate, n_basis):
-    """Refuse (RefodeError) a tagger of more than :data:`refode.limits.MAX_SCALARS`
-    scalars, from its sizes alone (nothing allocated)."""
-    from ..io import layout   # the file layout counts the arrays of a configuration
-
-    cfg = {"vocab_size": vocab_size, "n_tags": n_tags, "width": rate.width, "ffn": rate.ffn,
-           "n_basis": n_basis, "attention_bias": rate.attention_bias, "interval": [0, 1]}
-    params, _, _ = layout.shapes(layout.TAGGER, cfg)
-    limits.scalars(layout.count(params), "this ContinuousTagger")
-
-
-def _resolve_basis(basis, n_basis):
-    """A :class:`refode.Basis` from a family name (on [0, 1]) or a Basis."""
-    if isinstance(basis, Basis):
-        if n_basis is not None and n_basis != basis.n:
-            raise RefodeError(
-                f"`n_basis` ({n_basis}) differs from the given basis' size {basis.n}; "
-                "leave `n_basis` out")
-        return basis
-    return make_basis(basis, DEFAULT_N_BASIS if n_basis is None else n_basis)
+    def _objective(self, logits, targets, gradient=True):
+        """Mean token cross-entropy (float, targets ``-100`` skipped) and its gradient."""
+        loss = np.zeros((), dtype=logits.dtype)
+        kernels.get("cross_entropy", self.backend)(logits, targets, loss, IGNORE_INDEX)
+        dlogits = None
+        if gradient:
+            dlogits = np.empty_like(logits)
+            kernels.get("cross_entropy.cross_entropy_vjp", self.backend)(
+                logits, targets, 1.0, dlogits, IGNORE_INDEX)
+        return float(loss), dlogits

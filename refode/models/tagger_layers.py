@@ -89,19 +89,14 @@ class EncoderODEBlock(Layer):
     Parameters
     ----------
     rate : refode.models.transformer rate
-        Its mask is replaced per call by :attr:`mask`.
+        The rate without a mask; every :meth:`forward` builds its own rate with that
+        call's padding mask (``rate.with_mask(mask)``), so nothing long-lived changes.
     coefficients : dict name -> ``(K, *shape)``
         ``params``: every weight of the rate with the leading basis axis.
     basis : refode.Basis
     scheme : str
         Tableau name.
     n_steps : int
-
-    Attributes
-    ----------
-    mask : (B, L) bool or None
-        Key padding mask of the next :meth:`forward` (set by the model before each call;
-        the cache keeps the mask a forward used, so its backward is consistent).
     """
 
     def __init__(self, rate, coefficients, basis, scheme, n_steps):
@@ -111,20 +106,22 @@ class EncoderODEBlock(Layer):
         self.basis = basis
         self.scheme = scheme
         self.n_steps = n_steps
-        self.mask = None
 
     def _options(self):
-        return {"scheme": self.scheme, "n_steps": self.n_steps}
+        # the block's input is computed by the model (its own inputs are checked there)
+        return {"scheme": self.scheme, "n_steps": self.n_steps, "check_finite": False}
 
-    def forward(self, x, train):
+    def forward(self, x, train, mask=None):
         """``x(0)`` (B, L, D) -> ``x(T)``.
 
-        In training the forward sweep keeps its stages for the reverse pass
-        (:func:`refode.integrate.vjp`, one forward in all); in evaluation it keeps
-        nothing, and a later :meth:`backward` recomputes the forward
-        (:func:`refode.gradient`). Both give the same exact gradient.
+        ``mask`` (B, L) bool, ``True`` at padded positions (or None: no padding), is
+        the key padding mask of this call; the cache keeps the rate built with it, so
+        :meth:`backward` is consistent. In training the forward sweep keeps its stages
+        for the reverse pass (:func:`refode.integrate.vjp`, one forward in all); in
+        evaluation it keeps nothing, and a later :meth:`backward` recomputes the
+        forward (:func:`refode.gradient`). Both give the same exact gradient.
         """
-        rate = self.rate.with_mask(self.mask)
+        rate = self.rate.with_mask(mask)
         if train:
             h, backward = vjp(rate, x, self.params, self.basis, **self._options())
             return h, ("vjp", backward)

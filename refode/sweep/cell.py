@@ -133,7 +133,7 @@ def _compute(cell, model_path, data_paths, calibration_paths, settings):
         warnings.simplefilter("ignore", RefodeWarning)  # counted in nonpositive_stages
         new = model.rediscretize(basis=cell["basis"], n_basis=cell["n_basis"],
                                  scheme=cell["scheme"], n_steps=cell["n_steps"],
-                                 method=cell["method"], **kwargs)
+                                 change=cell["method"], **kwargs)
     compress_seconds = time.perf_counter() - start
     collate = None if family == CONTINUOUS_NET else trim_padding
     if family == CONTINUOUS_NET:
@@ -148,7 +148,7 @@ def _compute(cell, model_path, data_paths, calibration_paths, settings):
     before, after = depth_dependent(model), depth_dependent(new)
     arrays_a = {k: v for arrays in before.values() for k, v in arrays.items()}
     arrays_b = {k: v for arrays in after.values() for k, v in arrays.items()}
-    blocks = new.blocks() if hasattr(new, "blocks") else []
+    blocks = [b for b in new.ode_blocks().values() if hasattr(b, "nonpositive_variances")]
     return {
         "id": cell_id(cell), **cell, "status": "ok",
         "accuracy": correct / counted, "loss": loss if np.isfinite(loss) else None,

@@ -34,7 +34,7 @@ import os
 from ..bases import families
 from ..errors import RefodeError
 from ..integrate.tableau import tableaus
-from ..models.continuousnet import METHODS, STATS_POLICIES
+from ..models.rediscretize import METHODS, STATS_POLICIES
 
 #: grid keys, in the order of the product (and of a cell's id).
 GRID_KEYS = ("basis", "n_basis", "method", "stats", "scheme", "n_steps")

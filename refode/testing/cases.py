@@ -16,7 +16,7 @@ from ..io import golden as _golden
 from ..io import layout, load
 from ..io.read import open_h5
 from ..io.reference import seeded_inputs
-from ..models import ContinuousNet, ContinuousTagger
+from ..models import FAMILIES
 from .assertions import assert_arrays_close, assert_close_to_golden, flatten
 
 #: group of the running statistics after a training step (``outputs/state/<name>``).
@@ -71,17 +71,10 @@ def build_model(config, dtype="float64", seed=0):
     if not isinstance(config, dict):
         raise RefodeError(f"`config` must be a dict of model arguments, got {type(config).__name__}")
     kw = {k: v for k, v in config.items() if k != "model"}
-    kw.setdefault("seed", seed)
-    kw.setdefault("dtype", dtype)
-    kw["dtype"] = np.dtype(kw["dtype"])
-    if family_of(config) == layout.CONTINUOUS_NET:
-        kw["widths"] = tuple(kw.get("widths", (16, 32, 64)))
-        return ContinuousNet(**kw)
-    if "interval" in kw:
-        from ..bases import basis as make_basis
-        kw["basis"] = make_basis(kw.get("basis", "piecewise_constant"), kw.pop("n_basis"),
-                                 tuple(kw.pop("interval")))
-    return ContinuousTagger(**kw)
+    cls = FAMILIES[family_of(config)]
+    fields = {k: kw.pop(k) for k in list(kw) if k in cls.FIELDS}
+    options = {"seed": kw.pop("seed", seed), "dtype": np.dtype(kw.pop("dtype", dtype))}
+    return cls.from_config(fields, **options, **kw)
 
 
 def write_golden(path, model, mode="train", seed=0, batch=DEFAULT_BATCH, dtype="float64",
@@ -140,7 +133,7 @@ def expected_state(model, x, mode):
     dict
         ``{"outputs/state/<name>": array}`` (empty for the tagger, which has no state).
     """
-    if mode == "train" and isinstance(model, ContinuousNet):
+    if mode == "train" and model.STATEFUL:
         model = copy.deepcopy(model)
         model.forward(x, train=True, update_state=True)
     state = {name: np.array(value) for name, value in model.state.items()}

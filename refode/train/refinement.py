@@ -12,9 +12,7 @@ piecewise-constant coefficients but FEM ones off by an ulp, hence the explicit
 refinement.
 """
 from ..errors import RefodeError
-from ..models import ContinuousNet, ContinuousTagger
-from ..models.stateful import StatefulODEBlock
-from ..models.tagger import ODE
+from ..models import Model
 from ..projection import refine
 
 
@@ -28,16 +26,14 @@ def ode_blocks(model):
     Returns
     -------
     dict
-        ContinuousNet: its :class:`~refode.models.stateful.StatefulODEBlock` layers;
-        ContinuousTagger: ``{"ode": EncoderODEBlock}``.
+        :meth:`refode.models.protocol.Model.ode_blocks`: ContinuousNet: its
+        :class:`~refode.models.stateful.StatefulODEBlock` layers; ContinuousTagger:
+        ``{"ode": EncoderODEBlock}``.
     """
-    if isinstance(model, ContinuousNet):
-        return {name: layer for name, layer in model.net.layers.items()
-                if isinstance(layer, StatefulODEBlock)}
-    if isinstance(model, ContinuousTagger):
-        return {ODE: model.network.layers[ODE]}
-    raise RefodeError(f"`model` must be a ContinuousNet or ContinuousTagger, got "
-                      f"{type(model).__name__}")
+    if not isinstance(model, Model):
+        raise RefodeError(f"`model` must be a ContinuousNet or ContinuousTagger, got "
+                          f"{type(model).__name__}")
+    return model.ode_blocks()
 
 
 def refine_model(model, *, steps_factor=2):

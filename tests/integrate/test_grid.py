@@ -154,7 +154,7 @@ GRID_BASES = [("piecewise_constant", 7, (0.0, 1.0)), ("piecewise_linear", 6, (0.
 
 @pytest.mark.parametrize("family, k, interval", GRID_BASES)
 def test_vectorised_grid_is_bitwise_the_per_stage_exact_definition(family, k, interval):
-    from refode.integrate.grid import _sparse
+    from refode.integrate.weights import support as _sparse
 
     basis = refode.basis(family, k, interval)
     for scheme in refode.tableaus():
@@ -178,7 +178,7 @@ def test_a_grid_of_the_largest_n_is_built_lazily_and_n_is_capped():
     assert grid.times.shape == (refode.limits.MAX_N_STEPS, 4) and grid.times[-1, -1] == 1.0
     assert isinstance(grid.supports, _stages.LazyRows) and not grid.supports._chunks
     last = grid.supports[-1]                       # builds one chunk of steps only
-    assert last == tuple(refode.integrate.grid._sparse(basis, p, s) for p, s in
+    assert last == tuple(refode.integrate.weights.support(basis, p, s) for p, s in
                          zip(grid.positions[-1], grid.sides[-1]))
     assert len(grid.supports._chunks) == 1
     with pytest.raises(refode.RefodeError, match="`n_steps` is 100,001"):

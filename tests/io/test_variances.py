@@ -15,7 +15,7 @@ def test_agrees_with_the_blocks_own_stage_by_stage_check(family, k, dtype, rng):
         net = ContinuousNet(in_channels=1, n_classes=2, widths=(3, 2), basis=family,
                             n_basis=k, scheme=scheme, n_steps=5, dtype=dtype)
         expected = []
-        for name, block in net.net.layers.items():
+        for name, block in net.network.layers.items():
             if hasattr(block, "nonpositive_variances"):
                 for var in ("bn1.var", "bn2.var"):
                     block.state[var][...] = 0.5 * rng.standard_normal(block.state[var].shape)
@@ -27,7 +27,7 @@ def test_agrees_with_the_blocks_own_stage_by_stage_check(family, k, dtype, rng):
 def test_the_message_names_block_array_step_and_stage():
     net = ContinuousNet(in_channels=1, n_classes=2, widths=(2,), basis="piecewise_constant",
                         n_basis=4, scheme="heun", n_steps=4)
-    net.net.layers["block1"].state["bn2.var"][2, 1] = -1.0
+    net.network.layers["block1"].state["bn2.var"][2, 1] = -1.0
     found = nonpositive_stages(net)
     assert [(b, v, n, i, c) for b, v, n, i, _, c in found] == [
         ("block1", "bn2.var", 2, 0, 1), ("block1", "bn2.var", 2, 1, 1)]

@@ -158,3 +158,24 @@ def test_save_refuses_other_objects(tmp_path):
     with pytest.raises(RefodeError, match="ContinuousNet or ContinuousTagger"):
         refode.save(object(), tmp_path / "x.h5")
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("family", sorted(MAKERS))
+def test_the_layout_is_the_models_architecture(tmp_path, family):
+    """io.layout holds no copy of an architecture: keys, choices and shapes are the
+    model class's, and a file's configuration is the model's ``config``."""
+    from refode.io import config as io_config, layout
+
+    model = MAKERS[family]()
+    cls = type(model)
+    assert layout.CONFIG_KEYS[cls.FAMILY] == {k: f.kind for k, f in cls.FIELDS.items()}
+    assert layout.shapes(cls.FAMILY, model.config) == cls.shapes(model.config)
+    refode.save(model, tmp_path / "m.h5")
+    with h5py.File(tmp_path / "m.h5", "r") as fh:
+        assert json.loads(fh.attrs["config"].decode()) == model.config
+    for key, field in cls.FIELDS.items():
+        if field.choices is None:
+            continue
+        bad = json.dumps({**model.config, key: "no-such-choice"})
+        with pytest.raises(RefodeError, match=f"unknown `{key}`"):
+            io_config.check_config(cls.FAMILY, bad, "")

@@ -177,9 +177,9 @@ def test_recalibrate_refits_every_block_in_order_on_its_evaluation_input():
     new = model.rediscretize(basis="legendre", n_basis=2, scheme="rk4", n_steps=1,
                              stats="recalibrate", data=(x, None), batch_size=2)
     hs = [x[:2], x[2:]]
-    for name, layer in new.net.layers.items():  # eval-mode inputs, earlier blocks refitted
+    for name, layer in new.network.layers.items():  # eval-mode inputs, earlier blocks refitted
         if name.startswith("block"):
-            moved = model.net.layers[name].rebased(new.basis, "rk4", 1, "projection",
+            moved = model.network.layers[name].rebased(new.basis, "rk4", 1, "projection",
                                                    "recalibrate")
             want = moved.recalibrated([moved.batch_statistics(b)[1] for b in hs],
                                       [len(b) for b in hs])

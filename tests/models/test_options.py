@@ -46,18 +46,18 @@ def test_default_head_has_no_activation_and_relu_adds_one():
     x, _ = batch(0)
     plain, relu = tiny(n_basis=2, n_steps=2, seed=1), tiny(n_basis=2, n_steps=2, seed=1,
                                                            head_activation="relu")
-    assert "head_relu" not in plain.net.layers and "head_relu" in relu.net.layers
+    assert "head_relu" not in plain.network.layers and "head_relu" in relu.network.layers
     # the same weights: the head BN output goes straight to the pool
     bn_out = {}
     for model in (plain, relu):
         h = x
-        for name, layer in model.net.layers.items():
+        for name, layer in model.network.layers.items():
             h, _ = layer.forward(h, False)
             if name == "head_bn":
                 bn_out[id(model)] = h
                 break
     pooled = bn_out[id(plain)].mean(axis=(2, 3))
-    dense = plain.net.layers["dense"].params
+    dense = plain.network.layers["dense"].params
     np.testing.assert_allclose(plain.forward(x), pooled @ dense["weight"].T + dense["bias"],
                                rtol=1e-13, atol=1e-13)
     pooled_relu = np.maximum(bn_out[id(relu)], 0).mean(axis=(2, 3))
@@ -69,7 +69,7 @@ def test_rate_scale_zero_makes_every_block_the_identity_and_scales_the_step():
     x, _ = batch(1)
     zero = tiny(n_basis=2, n_steps=2, rate_scale=0.0, seed=2)
     h = x
-    for name, layer in zero.net.layers.items():
+    for name, layer in zero.network.layers.items():
         out, _ = layer.forward(h, False)
         if name.startswith("block"):
             np.testing.assert_array_equal(out, h)
@@ -79,7 +79,7 @@ def test_rate_scale_zero_makes_every_block_the_identity_and_scales_the_step():
     incs = {}
     for s, model in nets.items():
         h = x
-        for name, layer in model.net.layers.items():
+        for name, layer in model.network.layers.items():
             out, _ = layer.forward(h, False)
             if name == "block1":
                 incs[s] = out - h
@@ -93,10 +93,10 @@ def test_stitch_scale_scales_the_branch_only():
     models = {s: tiny(n_basis=1, n_steps=1, stitch_scale=s, seed=4) for s in (1.0, 0.25, 0.0)}
     outs = {}
     for s, model in models.items():
-        h, _ = model.net.layers["stem_bn"].forward(
-            model.net.layers["stem_conv"].forward(x, False)[0], False)
+        h, _ = model.network.layers["stem_bn"].forward(
+            model.network.layers["stem_conv"].forward(x, False)[0], False)
         h = np.maximum(h, 0)
-        outs[s] = (h, model.net.layers["stitch1"].forward(h, False)[0])
+        outs[s] = (h, model.network.layers["stitch1"].forward(h, False)[0])
     h = outs[0.0][0]
     np.testing.assert_array_equal(outs[0.0][1], h)          # identity shortcut, no branch
     branch = outs[1.0][1] - h

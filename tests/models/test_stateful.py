@@ -37,11 +37,11 @@ def _images(seed=1):
 
 
 def _recorded_stages(block, x):
-    """Batch statistics of every stage, recorded by a separate integration of the rate."""
-    rate = ConvRate(train=True)
-    rate.record = []
-    refode.odeint(rate, x, block.params, block.basis, scheme=block.scheme, n_steps=block.n_steps)
-    return rate.record
+    """Batch statistics of every stage, observed in a separate integration of the rate."""
+    observed = []
+    refode.odeint(ConvRate(train=True), x, block.params, block.basis, scheme=block.scheme,
+                  n_steps=block.n_steps, observer=observed.append)
+    return [stage.stats for stage in observed]
 
 
 def test_euler_piecewise_constant_is_k_batchnorm_layers():
@@ -260,3 +260,26 @@ def test_recalibrated_statistics_are_the_averaged_batch_statistics_fitted():
     h, stages = block.batch_statistics(xs[0])
     assert len(stages) == 2 and h.shape == xs[0].shape
     np.testing.assert_array_equal(stages[0][0], records[0][0][0])  # deterministic
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_forward_stats_is_bitwise_forward_with_the_batch_statistics(train):
+    block = _block("fem_linear", 2, "euler", 1)
+    x = _images(9)
+    coefficients = dict(block.params) if train else {**block.params, **block.state}
+    theta = {name: c[0] for name, c in coefficients.items()}
+    rate = ConvRate(train)
+    k, stats, saved = rate.forward_stats(0.0, x, theta)
+    np.testing.assert_array_equal(k, rate.forward(0.0, x, theta))
+    assert saved is None and not hasattr(rate, "record")
+    k2, _, saved = rate.forward_stats(0.0, x, theta, save=True)
+    want_k, want_saved = rate.forward_save(0.0, x, theta)
+    np.testing.assert_array_equal(k2, want_k)
+    for got, want in zip(saved, want_saved):
+        np.testing.assert_array_equal(got, want)
+    if not train:
+        assert stats is None
+        return
+    _, m1, v1 = _ops.bn_train(x, theta["bn1.gamma"], theta["bn1.beta"])
+    np.testing.assert_array_equal(stats[0], m1)
+    np.testing.assert_array_equal(stats[1], v1)

@@ -3,9 +3,6 @@ import numpy as np
 import pytest
 import torch
 
-from refode import tableau
-from refode.integrate.grid import stage_grid
-
 from .tagger_setup import PAD, batch, tagger, warm
 from .torch_tagger import TorchTagger
 
@@ -65,8 +62,7 @@ TORCH_CASES = [
 
 
 def _torch_twin(model, options):
-    grid = stage_grid(model.basis, tableau(options["scheme"]), options["n_steps"])
-    return TorchTagger(model.params, grid.supports, options["scheme"], options["n_steps"],
+    return TorchTagger(model.params, model.basis, options["scheme"], options["n_steps"],
                        options["heads"], PAD, options["rate"], options.get("ln_eps", 1e-5))
 
 

@@ -146,3 +146,34 @@ def test_bad_configurations_raise_with_the_fix():
     theta = {k: v[0] for k, v in rate.init(np.random.default_rng(0), 1).items()}
     with pytest.raises(ShapeError, match="with_mask"):
         rate.forward(0.0, np.zeros((2, 5, 8)), theta)
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_the_ode_block_takes_the_mask_per_call(train):
+    """The padding mask is an argument of one forward (a rate built for the call), not
+    an attribute of the long-lived block or rate."""
+    import refode
+    from refode.models.tagger_layers import EncoderODEBlock
+
+    rng = np.random.default_rng(11)
+    base = PaperEncoderRate(WIDTH, 1, FFN)
+    basis = refode.basis("fem_linear", 2)
+    block = EncoderODEBlock(base, base.init(rng, basis.n), basis, "midpoint", 2)
+    x = rng.standard_normal((2, 3, WIDTH))
+    w = rng.standard_normal(x.shape)
+    mask = np.array([[False, False, True], [False, False, False]])
+    h, cache = block.forward(x, train, mask=mask)
+    masked = base.with_mask(mask)
+    want = refode.odeint(masked, x, block.params, basis, scheme="midpoint", n_steps=2)
+    np.testing.assert_array_equal(h, want)
+    np.testing.assert_array_equal(h[0, 2], x[0, 2])   # a padded state never changes
+    h_plain, plain_cache = block.forward(x, train)     # the next call: no mask
+    np.testing.assert_array_equal(
+        h_plain, refode.odeint(base, x, block.params, basis, scheme="midpoint", n_steps=2))
+    assert base.mask is None and not hasattr(block, "mask")
+    dx, grads = block.backward(cache, w)                # the cache keeps its call's mask
+    want_dx, want_grads = refode.gradient(masked, x, block.params, basis, w,
+                                          scheme="midpoint", n_steps=2)
+    np.testing.assert_array_equal(dx, want_dx)
+    for name in want_grads:
+        np.testing.assert_array_equal(grads[name], want_grads[name])

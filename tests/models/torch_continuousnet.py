@@ -1,20 +1,22 @@
 """An independent PyTorch implementation of refode's ContinuousNet, for the tests.
 
 torch.nn modules and autograd; nothing of refode is used for the computation. From
-refode only *numbers* are taken: the Runge-Kutta tableau and, for every stage, its
-depth, its sparse basis weights ``(indices, weights)`` (the stage grid); the weights
-``theta(t) = sum_q w_q theta_{k_q}`` are assembled here in torch, the ODE-block is an
-explicit loop over steps and stages, and the running statistics of the ODE-blocks are
-refitted with ``torch.linalg.lstsq`` on the sampled basis functions (the others keep
-their coefficients).
+refode only the model's arrays and its configuration (basis family, size and interval,
+scheme, ``N``, options) are read. The Runge-Kutta tableau, every stage's exact position,
+its one-sided side and its sparse basis weights ``(indices, weights)`` come from
+:mod:`.torch_grid` (docs/format.md 4.2-4.6, no refode import), so a wrong piece choice in
+refode's stage grid makes this peer disagree. The weights ``theta(t) = sum_q w_q
+theta_{k_q}`` are assembled here in torch, the ODE-block is an explicit loop over steps
+and stages, and the running statistics of the ODE-blocks are refitted with
+``torch.linalg.lstsq`` on the sampled basis functions (the others keep their
+coefficients).
 """
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from refode import tableau
-from refode.integrate.grid import stage_grid
+from . import torch_grid
 
 #: batch-norm settings of the paper (PyTorch's momentum is 1 - m).
 EPS, MOMENTUM = 1e-5, 0.1
@@ -86,10 +88,10 @@ class Stitch(nn.Module):
 class ODEBlock(nn.Module):
     """``N`` explicit Runge-Kutta steps of the conv rate with basis-expanded weights and stats."""
 
-    def __init__(self, channels, basis, scheme, n_steps, scale=1.0):
+    def __init__(self, channels, basis, scheme, n_steps, scale=1.0, flip=False):
         super().__init__()
         self.scale = scale
-        k = basis.n
+        _, k, (t0, t1) = torch_grid.describe(basis)
         vec = lambda v: nn.Parameter(torch.full((k, channels), v, dtype=torch.float64))
         conv = lambda: nn.Parameter(torch.zeros(k, channels, channels, 3, 3, dtype=torch.float64))
         self.g1, self.b1, self.w1 = vec(1.0), vec(0.0), conv()
@@ -97,12 +99,10 @@ class ODEBlock(nn.Module):
         for name in STATS:
             self.register_buffer(name.replace(".", "_"), torch.full(
                 (k, channels), 1.0 if name.endswith("var") else 0.0, dtype=torch.float64))
-        tab = tableau(scheme)
-        grid = stage_grid(basis, tab, n_steps)
-        self.supports = [list(row) for row in grid.supports]
-        self.dt = float(grid.dt)
-        self.a = [[float(v) for v in row] for row in tab.a]
-        self.b = [float(v) for v in tab.b]
+        self.supports = torch_grid.supports(basis, scheme, n_steps, flip=flip)
+        self.dt = (t1 - t0) / n_steps
+        a_rows, self.b = torch_grid.float_tableau(scheme)
+        self.a = [row + [0.0] * (len(self.b) - len(row)) for row in a_rows]
         self.k = k
 
     def tensors(self, p):
@@ -172,9 +172,13 @@ class ODEBlock(nn.Module):
 
 
 class TorchContinuousNet(nn.Module):
-    """The model of :class:`refode.models.ContinuousNet`, weights copied from one."""
+    """The model of :class:`refode.models.ContinuousNet`, weights copied from one.
 
-    def __init__(self, model, in_channels, n_classes, widths):
+    ``flip=True`` builds the ODE-blocks on a deliberately wrong stage grid (the two
+    one-sided limits swapped, :func:`.torch_grid.supports`).
+    """
+
+    def __init__(self, model, in_channels, n_classes, widths, flip=False):
         super().__init__()
         pad = model.padding
         self.stem_conv = _conv(in_channels, widths[0], 3, 1, pad)
@@ -183,7 +187,8 @@ class TorchContinuousNet(nn.Module):
         stages, c_in = [], widths[0]
         for j, w in enumerate(widths):
             stages += [Stitch(c_in, w, 1 if j == 0 else 2, pad, model.stitch_scale),
-                       ODEBlock(w, model.basis, model.scheme, model.n_steps, model.rate_scale)]
+                       ODEBlock(w, model.basis, model.scheme, model.n_steps, model.rate_scale,
+                                flip)]
             c_in = w
         self.stages = nn.ModuleList(stages)
         self.head_bn = _bn(c_in)

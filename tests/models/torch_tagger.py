@@ -3,18 +3,18 @@
 Written with ``torch.nn.functional`` and autograd only (no refode computation): token
 embedding + sinusoidal positions -> an explicit loop over steps and Runge-Kutta stages
 with ``theta(t) = sum_q w_q theta_{k_q}`` -> LayerNorm -> Linear. From refode it takes
-plain numbers only: the initial arrays, and the stage supports (indices, weights) of
-:func:`refode.integrate.grid.stage_grid`. The Butcher tableaus are written out here.
+plain values only: the model's arrays and its basis description (family, size,
+interval). The Butcher tableaus, the stage positions, their one-sided sides and the
+basis weights at every stage are computed by :mod:`.torch_grid` (docs/format.md 4.2-4.6,
+no refode import), so a wrong piece choice in refode's stage grid makes this peer disagree.
 """
 import torch
 import torch.nn.functional as F
 
-#: explicit tableaus ``(a rows below the diagonal, b)``, written out independently.
-TABLEAUS = {
-    "euler": ([[]], [1.0]),
-    "midpoint": ([[], [0.5]], [0.0, 1.0]),
-    "rk4": ([[], [0.5], [0.0, 0.5], [0.0, 0.0, 1.0]], [1 / 6, 1 / 3, 1 / 3, 1 / 6]),
-}
+from . import torch_grid
+
+#: the explicit tableaus, ``{scheme: (c, b, a rows)}`` as exact fractions.
+TABLEAUS = torch_grid.TABLEAUS
 #: layer-norm epsilon and the positional wavelength base.
 LN_EPS, POSITION_BASE = 1e-5, 10000.0
 
@@ -56,10 +56,14 @@ def rate(x, th, heads, padded, kind, eps=LN_EPS):
     return (s + f).masked_fill(padded[..., None], 0.0)
 
 
-def ode_block(x, coefficients, supports, scheme, n_steps, heads, padded, kind, eps=LN_EPS):
-    """``n_steps`` explicit RK steps of ``scheme`` on [0, 1]; ``supports[n][i] = (idx, w)``."""
-    a_rows, b = TABLEAUS[scheme]
-    dt = 1.0 / n_steps
+def ode_block(x, coefficients, supports, scheme, n_steps, heads, padded, kind, eps=LN_EPS,
+              dt=None):
+    """``n_steps`` explicit RK steps of ``scheme``; ``supports[n][i] = (idx, w)``.
+
+    ``dt`` is ``(t1 - t0) / n_steps`` (``1 / n_steps`` on ``[0, 1]`` if not given).
+    """
+    a_rows, b = torch_grid.float_tableau(scheme)
+    dt = 1.0 / n_steps if dt is None else dt
     h = x
     for n in range(n_steps):
         ks = []
@@ -81,20 +85,27 @@ class TorchTagger(torch.nn.Module):
     Parameters
     ----------
     arrays : dict ``"<layer>.<array>" -> ndarray`` (refode's ``model.params``)
-    supports : stage supports of refode's stage grid (plain numbers)
+    basis : refode Basis or ``(family, K[, (t0, t1)])``
+        Only its description is read (:func:`.torch_grid.describe`); the stage grid is
+        computed here.
     scheme : str, one of :data:`TABLEAUS`
     n_steps, heads, padding_id : int
     kind : {"paper", "pre_ln"}
     eps : float, the layer norms' regulariser
+    flip : bool
+        Build the grid with the two one-sided limits swapped (a deliberately wrong grid).
     """
 
-    def __init__(self, arrays, supports, scheme, n_steps, heads, padding_id, kind="paper",
-                 eps=LN_EPS):
+    def __init__(self, arrays, basis, scheme, n_steps, heads, padding_id, kind="paper",
+                 eps=LN_EPS, flip=False):
         super().__init__()
         self.p = torch.nn.ParameterDict({
             name.replace(".", "__"): torch.nn.Parameter(torch.tensor(a.copy()))
             for name, a in arrays.items()})
-        self.supports, self.scheme, self.n_steps = supports, scheme, n_steps
+        _, _, (t0, t1) = torch_grid.describe(basis)
+        self.supports = torch_grid.supports(basis, scheme, n_steps, flip=flip)
+        self.dt = (t1 - t0) / n_steps
+        self.scheme, self.n_steps = scheme, n_steps
         self.heads, self.padding_id, self.kind = heads, padding_id, kind
         self.eps = eps
 
@@ -109,7 +120,7 @@ class TorchTagger(torch.nn.Module):
         emb = self.arrays("embed")["weight"]
         x = F.embedding(ids, emb) + positions(ids.shape[1], emb.shape[1])
         h = ode_block(x, self.arrays("ode"), self.supports, self.scheme, self.n_steps,
-                      self.heads, padded, self.kind, self.eps)
+                      self.heads, padded, self.kind, self.eps, self.dt)
         norm, head = self.arrays("norm"), self.arrays("head")
         h = F.layer_norm(h, (h.shape[-1],), norm["gamma"], norm["beta"], self.eps)
         return F.linear(h, head["weight"], head["bias"])

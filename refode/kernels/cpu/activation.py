@@ -1,30 +1,27 @@
 """Numba CPU kernels of the activations (see :mod:`refode.kernels.reference.activation`).
 
 Forward ``f(x, out)``, VJP ``f_vjp(x, g, out)`` taking the input ``x``. Arrays of any
-shape, C-contiguous, float32 or float64. The scalar formulas are inlined into two
-parallel loops over the flattened elements, one for the forward ops and one for the
-VJPs, selected by an op code (a loop-invariant branch), called on flattened views:
-two compilations per dtype instead of eight per dtype and dimension. Every element
-is written once: deterministic for any thread count.
+shape, C-contiguous, float32 or float64. The scalar formulas (:func:`_forward`,
+:func:`_vjp`, shared with the CUDA backend) are inlined into two parallel loops over
+the flattened elements, selected by an op code (a loop-invariant branch): two
+compilations per dtype instead of eight per dtype and dimension. Every element is
+written once: deterministic for any thread count.
 """
 import math
 
-import numba
-
-from ... import config
+from .._compile import Runner
+from ..reference import activation as reference
 
 #: 1 / sqrt(2), the scale inside the erf of the exact GELU.
-INV_SQRT2 = 0.7071067811865476
+INV_SQRT2 = reference.INV_SQRT2
 #: 1 / sqrt(2 pi), the standard normal density at 0.
-INV_SQRT_2PI = 0.3989422804014327
+INV_SQRT_2PI = reference.INV_SQRT_2PI
 
-#: op codes of the shared loops.
-RELU, GELU, ELU, TANH = 0, 1, 2, 3
+#: op codes of the shared loops, by activation name.
+CODES = {"relu": 0, "gelu": 1, "elu": 2, "tanh": 3}
+RELU, GELU, ELU, TANH = CODES.values()
 
-_SCALAR = dict(config.njit_options(parallel=False), inline="always")
 
-
-@numba.njit(**_SCALAR)
 def _forward(code, v):
     """The activation ``code`` at the scalar ``v``."""
     if code == RELU:
@@ -36,7 +33,6 @@ def _forward(code, v):
     return math.tanh(v)
 
 
-@numba.njit(**_SCALAR)
 def _vjp(code, v, g):
     """``f'(v) g`` for the activation ``code``."""
     if code == RELU:
@@ -50,55 +46,39 @@ def _vjp(code, v, g):
     return g * (1.0 - y * y)
 
 
-@numba.njit(**config.njit_options(parallel=True))
-def _map(code, x, out):
-    """``out = f(x)`` elementwise over 1-D arrays, parallel."""
-    for i in numba.prange(x.size):
-        out[i] = _forward(code, x[i])
+def _map(code, x, out, i):
+    """Task ``i``: ``out[i] = f(x[i])`` over 1-D arrays."""
+    out[i] = _forward(code, x[i])
 
 
-@numba.njit(**config.njit_options(parallel=True))
-def _map_vjp(code, x, g, out):
-    """``out = f'(x) g`` elementwise over 1-D arrays, parallel."""
-    for i in numba.prange(x.size):
-        out[i] = _vjp(code, x[i], g[i])
+def _map_vjp(code, x, g, out, i):
+    """Task ``i``: ``out[i] = f'(x[i]) g[i]`` over 1-D arrays."""
+    out[i] = _vjp(code, x[i], g[i])
 
 
-def relu(x, out):
-    """``max(x, 0)``; NaN stays NaN."""
-    _map(RELU, x.reshape(-1), out.reshape(-1))
+BODIES = (_forward, _vjp, _map, _map_vjp)
+__all__ = [f for name in CODES for f in (name, f"{name}_vjp")]
 
 
-def relu_vjp(x, g, out):
-    """0 where ``x <= 0``, else ``g``."""
-    _map_vjp(RELU, x.reshape(-1), g.reshape(-1), out.reshape(-1))
+def _pair(run, name):
+    """``name(x, out)`` and ``name_vjp(x, g, out)``, running the bodies with ``run``."""
+    code = CODES[name]
+
+    def forward(x, out):
+        run("map", x.size, code, x.reshape(-1), out.reshape(-1))
+
+    def vjp(x, g, out):
+        run("map_vjp", x.size, code, x.reshape(-1), g.reshape(-1), out.reshape(-1))
+
+    for fn, fn_name in ((forward, name), (vjp, f"{name}_vjp")):
+        fn.__name__ = fn.__qualname__ = fn_name
+        fn.__doc__ = getattr(reference, fn_name).__doc__
+    return forward, vjp
 
 
-def gelu(x, out):
-    """Exact GELU ``x (1 + erf(x / sqrt 2)) / 2``."""
-    _map(GELU, x.reshape(-1), out.reshape(-1))
+def drivers(run):
+    """The kernels of :data:`__all__`, in that order, running the bodies with ``run``."""
+    return [fn for name in CODES for fn in _pair(run, name)]
 
 
-def gelu_vjp(x, g, out):
-    """``g (Phi(x) + x phi(x))``."""
-    _map_vjp(GELU, x.reshape(-1), g.reshape(-1), out.reshape(-1))
-
-
-def elu(x, out):
-    """ELU with alpha = 1: ``x`` for ``x > 0``, else ``expm1(x)``."""
-    _map(ELU, x.reshape(-1), out.reshape(-1))
-
-
-def elu_vjp(x, g, out):
-    """``g`` for ``x > 0``, else ``g exp(x)``."""
-    _map_vjp(ELU, x.reshape(-1), g.reshape(-1), out.reshape(-1))
-
-
-def tanh(x, out):
-    """Hyperbolic tangent."""
-    _map(TANH, x.reshape(-1), out.reshape(-1))
-
-
-def tanh_vjp(x, g, out):
-    """``g (1 - tanh(x)^2)``."""
-    _map_vjp(TANH, x.reshape(-1), g.reshape(-1), out.reshape(-1))
+relu, relu_vjp, gelu, gelu_vjp, elu, elu_vjp, tanh, tanh_vjp = drivers(Runner(BODIES))

@@ -3,56 +3,60 @@
 The projections and the per-head products are batched GEMMs (``np.matmul`` on
 stacked arrays), each one call outside any parallel region; the masked softmax and
 its VJP are Numba kernels parallel over score rows (each row written by one task,
-summed in order in float64). Bitwise identical for any number of Numba threads.
-GEMMs run in the input dtype.
+summed in order in float64), whose row bodies the CUDA backend shares; the GEMMs and
+NumPy reshapes are not shared (BLAS is only called outside parallel loops). Bitwise
+identical for any number of Numba threads. GEMMs run in the input dtype.
 """
-import numba
+import math
+
 import numpy as np
 
-from ... import config
+from .._compile import Runner
+
+__all__ = ["attention", "attention_vjp"]
 
 #: index of each projection in the stacked ``weights`` / ``biases``.
 Q, K, V, O = 0, 1, 2, 3
 
 
-@numba.njit(**config.njit_options(parallel=True))
-def _softmax_kernel(scores, mask, p):
-    """``p[b, h, i] = softmax(scores[b, h, i])`` over unmasked keys; all-masked rows give 0."""
+def _softmax_row(scores, mask, p, row):
+    """Task ``row``: ``p[b, h, i] = softmax(scores[b, h, i])`` over unmasked keys (0 if none)."""
     n_batch, heads, length, _ = scores.shape
-    for row in numba.prange(n_batch * heads * length):
-        b = row // (heads * length)
-        h = (row // length) % heads
-        i = row % length
-        top = -np.inf
-        for j in range(length):
-            if not mask[b, j] and scores[b, h, i, j] > top:
-                top = scores[b, h, i, j]
-        if top == -np.inf:
-            top = 0.0
-        total = 0.0
-        for j in range(length):
-            if not mask[b, j]:
-                total += np.exp(np.float64(scores[b, h, i, j]) - top)
-        for j in range(length):
-            if mask[b, j] or total == 0.0:
-                p[b, h, i, j] = 0.0
-            else:
-                p[b, h, i, j] = np.exp(np.float64(scores[b, h, i, j]) - top) / total
+    b = row // (heads * length)
+    h = (row // length) % heads
+    i = row % length
+    top = -math.inf
+    for j in range(length):
+        if not mask[b, j] and scores[b, h, i, j] > top:
+            top = scores[b, h, i, j]
+    if top == -math.inf:
+        top = 0.0
+    total = 0.0
+    for j in range(length):
+        if not mask[b, j]:
+            total += math.exp(np.float64(scores[b, h, i, j]) - top)
+    for j in range(length):
+        if mask[b, j] or total == 0.0:
+            p[b, h, i, j] = 0.0
+        else:
+            p[b, h, i, j] = math.exp(np.float64(scores[b, h, i, j]) - top) / total
 
 
-@numba.njit(**config.njit_options(parallel=True))
-def _softmax_vjp_kernel(p, dp, ds):
-    """``ds = p * (dp - sum(dp * p))`` row by row."""
+def _softmax_vjp_row(p, dp, ds, row):
+    """Task ``row``: ``ds = p * (dp - sum(dp * p))`` on score row ``row``."""
     n_batch, heads, length, _ = p.shape
-    for row in numba.prange(n_batch * heads * length):
-        b = row // (heads * length)
-        h = (row // length) % heads
-        i = row % length
-        inner = 0.0
-        for j in range(length):
-            inner += np.float64(dp[b, h, i, j]) * p[b, h, i, j]
-        for j in range(length):
-            ds[b, h, i, j] = p[b, h, i, j] * (dp[b, h, i, j] - inner)
+    b = row // (heads * length)
+    h = (row // length) % heads
+    i = row % length
+    inner = 0.0
+    for j in range(length):
+        inner += np.float64(dp[b, h, i, j]) * p[b, h, i, j]
+    for j in range(length):
+        ds[b, h, i, j] = p[b, h, i, j] * (dp[b, h, i, j] - inner)
+
+
+BODIES = (_softmax_row, _softmax_vjp_row)
+_run = Runner(BODIES)
 
 
 def _split(t, heads):
@@ -80,7 +84,7 @@ def _forward(x, weights, biases, mask, heads):
     scale = x.dtype.type(1.0 / np.sqrt(d // heads))
     scores = (q * scale) @ k.transpose(0, 1, 3, 2)
     p = np.empty_like(scores)
-    _softmax_kernel(scores, _mask(mask, x), p)
+    _run("softmax_row", p.size // p.shape[-1], scores, _mask(mask, x), p)
     return q, k, v, p, _merge(p @ v), scale
 
 
@@ -98,7 +102,7 @@ def attention_vjp(x, weights, biases, mask, heads, dout, dx, dweights, dbiases):
     q, k, v, p, ctx, scale = _forward(x, weights, biases, mask, heads)
     dctx = _split(dout @ weights[O], heads)
     ds = np.empty_like(p)
-    _softmax_vjp_kernel(p, dctx @ v.transpose(0, 1, 3, 2), ds)
+    _run("softmax_vjp_row", p.size // p.shape[-1], p, dctx @ v.transpose(0, 1, 3, 2), ds)
     dqkv = np.concatenate(
         [_merge(scale * (ds @ k)), _merge(scale * (ds.transpose(0, 1, 3, 2) @ q)),
          _merge(p.transpose(0, 1, 3, 2) @ dctx)], axis=-1).reshape(-1, 3 * d)

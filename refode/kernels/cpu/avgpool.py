@@ -1,47 +1,50 @@
 """Numba CPU kernels of ``avgpool`` (see :mod:`refode.kernels.reference.avgpool`).
 
-Serial loops: the pooled tensor is small (the head of the network, one read of the
-input), and a serial kernel compiles several times faster than a parallel one.
+Serial loops over ``(n, c)`` planes: the pooled tensor is small (the head of the
+network, one read of the input), and a serial kernel compiles several times faster
+than a parallel one. The plane bodies are shared with CUDA (one thread per plane).
 """
-import numba
+from .._compile import Runner
 
-from ... import config
-
-
-@numba.njit(**config.njit_options(parallel=False))
-def avgpool(x, out):
-    """``out[n, c] = mean of x[n, c]``, summed in float64 in row order.
-
-    Parameters
-    ----------
-    x : (N, C, H, W) float32 or float64, C-contiguous
-    out : (N, C) same dtype; overwritten
-    """
-    n_img, chans, height, width = x.shape
-    area = height * width
-    for nc in range(n_img * chans):
-        n, c = divmod(nc, chans)
-        acc = 0.0
-        for h in range(height):
-            for v in range(width):
-                acc += x[n, c, h, v]
-        out[n, c] = acc / area
+__all__ = ["avgpool", "avgpool_vjp"]
 
 
-@numba.njit(**config.njit_options(parallel=False))
-def avgpool_vjp(g, dx):
-    """``dx[n, c, h, w] = g[n, c] / (H W)``.
+def _pool(x, out, nc):
+    """Task ``nc``: ``out[n, c]`` = the mean of ``x[n, c]``, summed in float64 in row order."""
+    n, c = divmod(nc, x.shape[1])
+    height, width = x.shape[2], x.shape[3]
+    acc = 0.0
+    for h in range(height):
+        for v in range(width):
+            acc += x[n, c, h, v]
+    out[n, c] = acc / (height * width)
 
-    Parameters
-    ----------
-    g : (N, C)
-    dx : (N, C, H, W); overwritten
-    """
-    n_img, chans, height, width = dx.shape
-    area = height * width
-    for nc in range(n_img * chans):
-        n, c = divmod(nc, chans)
-        val = g[n, c] / area
-        for h in range(height):
-            for v in range(width):
-                dx[n, c, h, v] = val
+
+def _spread(g, dx, nc):
+    """Task ``nc``: ``dx[n, c, :, :] = g[n, c] / (H W)``."""
+    n, c = divmod(nc, dx.shape[1])
+    height, width = dx.shape[2], dx.shape[3]
+    val = g[n, c] / (height * width)
+    for h in range(height):
+        for v in range(width):
+            dx[n, c, h, v] = val
+
+
+BODIES = (_pool, _spread)
+
+
+def drivers(run):
+    """The kernels of :data:`__all__`, running the bodies with ``run``."""
+
+    def avgpool(x, out):
+        """``out[n, c] = mean of x[n, c]``; arguments as the reference ``avgpool``."""
+        run("pool", out.size, x, out)
+
+    def avgpool_vjp(g, dx):
+        """``dx[n, c, h, w] = g[n, c] / (H W)``; arguments as the reference ``avgpool_vjp``."""
+        run("spread", g.size, g, dx)
+
+    return avgpool, avgpool_vjp
+
+
+avgpool, avgpool_vjp = drivers(Runner(BODIES, parallel=False))

@@ -1,21 +1,56 @@
-"""Numba CPU kernel of ``combine`` (see :func:`refode.kernels.reference.combine.combine`)."""
+"""Numba CPU kernel of ``combine`` (see :func:`refode.kernels.reference.combine.combine`).
+
+The body :func:`_chunk` computes columns ``lo .. hi`` of one output row into a float64
+accumulator, summing the stored entries in their order. The CPU runs it for every row
+of a column chunk in one parallel task (``CHUNK`` columns, so the inner loop is a long
+contiguous one); CUDA runs it with one thread per output element and a one-element
+local accumulator. Each output element is written by one task: bitwise the NumPy
+definition for any thread count. The loops are written by hand (not with
+``_compile.loop``) because the accumulator is allocated per task, differently per target.
+"""
 import numba
 import numpy as np
 
 from ... import config
+from .._compile import bodies, cpu_jit
+
+__all__ = ["combine"]
 
 #: columns handled by one parallel task; large enough to amortise the task, small
 #: enough that the float64 accumulator stays in L1 cache.
 CHUNK = 2048
 
 
+def _chunk(indptr, indices, data, src, out, acc, j, lo, hi):
+    """``out[j, lo:hi] = sum_q data[q] src[indices[q], lo:hi]``, accumulated in ``acc``."""
+    for p in range(hi - lo):
+        acc[p] = 0.0
+    for q in range(indptr[j], indptr[j + 1]):
+        w = data[q]
+        row = indices[q]
+        for p in range(lo, hi):
+            acc[p - lo] += w * src[row, p]
+    for p in range(lo, hi):
+        out[j, p] = acc[p - lo]
+
+
+BODIES = (_chunk,)
+_chunk_jit = bodies(cpu_jit, *BODIES).chunk
+
+
 @numba.njit(**config.njit_options(parallel=True))
+def _combine(indptr, indices, data, src, out):
+    width = src.shape[1]
+    for c in numba.prange((width + CHUNK - 1) // CHUNK):
+        lo = c * CHUNK
+        hi = min(width, lo + CHUNK)
+        acc = np.empty(hi - lo, dtype=np.float64)
+        for j in range(out.shape[0]):
+            _chunk_jit(indptr, indices, data, src, out, acc, j, lo, hi)
+
+
 def combine(indptr, indices, data, src, out):
     """Sparse row combination ``out[j] = sum_q data[q] * src[indices[q]]``.
-
-    Parallel over column chunks: each task writes a disjoint slice of ``out`` and
-    sums in the stored order, so results are bitwise those of the NumPy definition
-    for any thread count.
 
     Parameters
     ----------
@@ -25,19 +60,4 @@ def combine(indptr, indices, data, src, out):
     src : (n_src, P) float32 or float64, C-contiguous
     out : (n_out, P) same dtype, C-contiguous; overwritten
     """
-    n_out = out.shape[0]
-    width = src.shape[1]
-    n_chunks = (width + CHUNK - 1) // CHUNK
-    for c in numba.prange(n_chunks):
-        lo = c * CHUNK
-        hi = min(width, lo + CHUNK)
-        acc = np.empty(hi - lo, dtype=np.float64)
-        for j in range(n_out):
-            acc[:] = 0.0
-            for q in range(indptr[j], indptr[j + 1]):
-                w = data[q]
-                row = indices[q]
-                for p in range(lo, hi):
-                    acc[p - lo] += w * src[row, p]
-            for p in range(lo, hi):
-                out[j, p] = acc[p - lo]
+    _combine(indptr, indices, data, src, out)

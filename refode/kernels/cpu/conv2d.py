@@ -23,6 +23,10 @@ Speed: the kernels alternate between Numba's thread pool and OpenBLAS's. Pools t
 busy-wait after their work (libgomp, Numba's default ``omp`` layer, unless
 ``OMP_WAIT_POLICY=PASSIVE``) steal cores from the other pool; importing refode sets
 ``OMP_WAIT_POLICY=PASSIVE`` unless the variable is already set (:mod:`refode.config`).
+
+Not shared with CUDA: the CUDA backend convolves directly, one thread per output
+element, because this layout exists to feed one BLAS GEMM called outside the parallel
+loops, and neither the GEMM nor the workspace temporaries have a CUDA counterpart.
 """
 import numba
 import numpy as np
@@ -30,6 +34,7 @@ import numpy as np
 from ... import config
 from ..workspace import Workspace
 
+__all__ = ["conv2d", "conv2d_vjp"]
 _PARALLEL = config.njit_options(parallel=True)
 
 

@@ -1,19 +1,18 @@
 """Numba CPU kernels of ``layernorm`` (see :mod:`refode.kernels.reference.layernorm`).
 
-The public functions view the input as rows (M, D) and call the kernels: rows are
-normalised in parallel; the parameter gradients are reduced in parallel over
-columns, each column summing its rows in order. Bitwise identical for any thread
-count; float64 accumulators.
+The public functions view the input as rows (M, D). Rows are normalised in parallel
+(one task a row); the parameter gradients are reduced in parallel over columns, each
+column summing its rows in order. Bitwise identical for any thread count; float64
+accumulators. The row and column bodies are shared with the CUDA backend.
 """
-import numba
-import numpy as np
-
-from ... import config
+import math
 
 from ...constants import LN_EPS as EPS
+from .._compile import Runner
+
+__all__ = ["layernorm", "layernorm_vjp"]
 
 
-@numba.njit(**config.njit_options())
 def _row_stats(x, r, eps):
     """Mean and ``1 / sqrt(var + eps)`` (biased variance, two passes) of row ``r``."""
     d = x.shape[1]
@@ -24,61 +23,67 @@ def _row_stats(x, r, eps):
     sq = 0.0
     for j in range(d):
         sq += (x[r, j] - mu) ** 2
-    return mu, 1.0 / np.sqrt(sq / d + eps)
+    return mu, 1.0 / math.sqrt(sq / d + eps)
 
 
-@numba.njit(**config.njit_options(parallel=True))
-def _forward_kernel(x, gamma, beta, eps, y):
-    for r in numba.prange(x.shape[0]):
-        mu, rstd = _row_stats(x, r, eps)
-        for j in range(x.shape[1]):
-            y[r, j] = gamma[j] * ((x[r, j] - mu) * rstd) + beta[j]
+def _forward_row(x, gamma, beta, eps, y, r):
+    """Task ``r``: row ``r`` of ``y``."""
+    mu, rstd = _row_stats(x, r, eps)
+    for j in range(x.shape[1]):
+        y[r, j] = gamma[j] * ((x[r, j] - mu) * rstd) + beta[j]
 
 
-@numba.njit(**config.njit_options(parallel=True))
-def _dx_kernel(x, gamma, dy, eps, dx, mean, rstd):
-    """Rows of ``dx``; also stores each row's mean and rstd for the column pass."""
+def _dx_row(x, gamma, dy, eps, dx, mean, rstd, r):
+    """Task ``r``: row ``r`` of ``dx``; also stores the row's mean and rstd for the column pass."""
     d = x.shape[1]
-    for r in numba.prange(x.shape[0]):
-        mu, rs = _row_stats(x, r, eps)
-        mean[r] = mu
-        rstd[r] = rs
-        sum_g = 0.0
-        sum_gx = 0.0
-        for j in range(d):
-            g = dy[r, j] * gamma[j]
-            sum_g += g
-            sum_gx += g * ((x[r, j] - mu) * rs)
-        for j in range(d):
-            g = dy[r, j] * gamma[j]
-            dx[r, j] = rs * (g - sum_g / d - ((x[r, j] - mu) * rs) * (sum_gx / d))
+    mu, rs = _row_stats(x, r, eps)
+    mean[r] = mu
+    rstd[r] = rs
+    sum_g = 0.0
+    sum_gx = 0.0
+    for j in range(d):
+        g = dy[r, j] * gamma[j]
+        sum_g += g
+        sum_gx += g * ((x[r, j] - mu) * rs)
+    for j in range(d):
+        g = dy[r, j] * gamma[j]
+        dx[r, j] = rs * (g - sum_g / d - ((x[r, j] - mu) * rs) * (sum_gx / d))
 
 
-@numba.njit(**config.njit_options(parallel=True))
-def _param_kernel(x, dy, mean, rstd, dgamma, dbeta):
-    for j in numba.prange(x.shape[1]):
-        sg = 0.0
-        sb = 0.0
-        for r in range(x.shape[0]):
-            sg += dy[r, j] * ((x[r, j] - mean[r]) * rstd[r])
-            sb += dy[r, j]
-        dgamma[j] = sg
-        dbeta[j] = sb
+def _param_column(x, dy, mean, rstd, dgamma, dbeta, j):
+    """Task ``j``: ``dgamma[j]`` and ``dbeta[j]``, rows summed in order."""
+    sg = 0.0
+    sb = 0.0
+    for r in range(x.shape[0]):
+        sg += dy[r, j] * ((x[r, j] - mean[r]) * rstd[r])
+        sb += dy[r, j]
+    dgamma[j] = sg
+    dbeta[j] = sb
+
+
+BODIES = (_row_stats, _forward_row, _dx_row, _param_column)
 
 
 def _rows(a):
-    return a.reshape(-1, a.shape[-1])
+    return a.reshape(-1, a.shape[a.ndim - 1])
 
 
-def layernorm(x, gamma, beta, y, eps=EPS):
-    """Arguments as :func:`refode.kernels.reference.layernorm.layernorm` (C-contiguous)."""
-    _forward_kernel(_rows(x), gamma, beta, eps, _rows(y))
+def drivers(run):
+    """The kernels of :data:`__all__`, running the bodies with ``run``."""
+
+    def layernorm(x, gamma, beta, y, eps=EPS):
+        """Arguments as :func:`refode.kernels.reference.layernorm.layernorm` (C-contiguous)."""
+        x2 = _rows(x)
+        run("forward_row", x2.shape[0], x2, gamma, beta, eps, _rows(y))
+
+    def layernorm_vjp(x, gamma, dy, dx, dgamma, dbeta, eps=EPS):
+        """Arguments as :func:`refode.kernels.reference.layernorm.layernorm_vjp` (C-contiguous)."""
+        x2, dy2 = _rows(x), _rows(dy)
+        mean, rstd = run.empty(x2.shape[0]), run.empty(x2.shape[0])
+        run("dx_row", x2.shape[0], x2, gamma, dy2, eps, _rows(dx), mean, rstd, n_out=3)
+        run("param_column", x2.shape[1], x2, dy2, mean, rstd, dgamma, dbeta, n_out=2)
+
+    return layernorm, layernorm_vjp
 
 
-def layernorm_vjp(x, gamma, dy, dx, dgamma, dbeta, eps=EPS):
-    """Arguments as :func:`refode.kernels.reference.layernorm.layernorm_vjp` (C-contiguous)."""
-    x2 = _rows(x)
-    mean = np.empty(x2.shape[0])
-    rstd = np.empty(x2.shape[0])
-    _dx_kernel(x2, gamma, _rows(dy), eps, _rows(dx), mean, rstd)
-    _param_kernel(x2, _rows(dy), mean, rstd, dgamma, dbeta)
+layernorm, layernorm_vjp = drivers(Runner(BODIES))

@@ -1,228 +1,139 @@
 """CUDA kernels of ``attention`` (see :mod:`refode.kernels.reference.attention`).
 
-Simple kernels, one thread per output element (or per score row for the softmax),
-each summing serially in float64. ``qkv`` holds the three projections side by side
-as (B, L, 3D); head ``h`` of part ``s`` is ``qkv[..., s*D + h*dh : s*D + (h+1)*dh]``.
+The projections are ``Runner.matmul`` GEMMs with the bias bodies of ``dense``; the
+masked softmax and its VJP are the CPU module's row bodies. The per-head products
+(which the CPU computes with batched BLAS calls that have no CUDA twin here) are the
+bodies below, one thread per element, summing serially in float64. ``qkv`` holds the
+three projections side by side as (B, L, 3D); head ``h`` of part ``s`` is
+``qkv[..., s*D + h*dh : s*D + (h+1)*dh]``.
 """
 import math
 
 import numpy as np
 
-from . import blocks_for, cuda_module, require_gpu
-from ._io import copy_back, inputs, scratch
+from ..cpu import attention as host
+from ..cpu import dense
+from . import Runner, on_device
 
-cuda = cuda_module()
-
-#: index of each projection in the stacked ``weights`` / ``biases``.
-Q, K, V, O = 0, 1, 2, 3
-
-
-@cuda.jit
-def _project_kernel(x, weights, biases, first, has_bias, y):
-    """``y[r, m] = x[r] . weights[first + m // D, m % D]`` (+ bias); ``x`` (R, D), ``y`` (R, nD)."""
-    k = cuda.grid(1)
-    d = x.shape[1]
-    if k < y.size:
-        r = k // y.shape[1]
-        m = k % y.shape[1]
-        s = first + m // d
-        o = m % d
-        acc = 0.0
-        for i in range(d):
-            acc += x[r, i] * weights[s, o, i]
-        y[r, m] = acc + biases[s, o] if has_bias else acc
+__all__ = host.__all__
+Q, K, V, O = host.Q, host.K, host.V, host.O
 
 
-@cuda.jit
-def _input_grad_kernel(dy, weights, first, dx):
-    """``dx[r, i] = sum_m dy[r, m] * weights[first + m // D, m % D, i]``."""
-    k = cuda.grid(1)
-    d = dx.shape[1]
-    if k < dx.size:
-        r = k // d
-        i = k % d
-        acc = 0.0
-        for m in range(dy.shape[1]):
-            acc += dy[r, m] * weights[first + m // d, m % d, i]
-        dx[r, i] = acc
+def _index(t, shape):
+    """``(b, h, i, j)`` of flat index ``t`` into an array of 4-D ``shape``."""
+    j = t % shape[3]
+    i = (t // shape[3]) % shape[2]
+    h = (t // (shape[3] * shape[2])) % shape[1]
+    return t // (shape[3] * shape[2] * shape[1]), h, i, j
 
 
-@cuda.jit
-def _weight_grad_kernel(dy, x, first, dweights, dbiases, has_bias):
-    """``dweights[first + m // D, m % D, i] = sum_r dy[r, m] x[r, i]``, and the bias sums."""
-    k = cuda.grid(1)
-    d = x.shape[1]
-    if k < dy.shape[1] * d:
-        m = k // d
-        i = k % d
-        acc = 0.0
-        for r in range(x.shape[0]):
-            acc += dy[r, m] * x[r, i]
-        dweights[first + m // d, m % d, i] = acc
-        if has_bias and i == 0:
-            b = 0.0
-            for r in range(x.shape[0]):
-                b += dy[r, m]
-            dbiases[first + m // d, m % d] = b
+def _scores(qkv, scale, s, t):
+    """Task ``t``: ``s[b, h, i, j] = (scale q[b, i, h]) . k[b, j, h]``."""
+    b, h, i, j = _index(t, s.shape)
+    d = qkv.shape[2] // 3
+    dh = d // s.shape[1]
+    acc = 0.0
+    for e in range(h * dh, (h + 1) * dh):
+        acc += (qkv[b, i, e] * scale) * qkv[b, j, d + e]
+    s[b, h, i, j] = acc
 
 
-@cuda.jit
-def _scores_kernel(qkv, scale, s):
-    """``s[b, h, i, j] = (scale * q[b, i, h]) . k[b, j, h]``."""
-    k = cuda.grid(1)
-    n_batch, heads, length, _ = s.shape
-    if k < s.size:
-        j = k % length
-        i = (k // length) % length
-        h = (k // (length * length)) % heads
-        b = k // (length * length * heads)
-        d = qkv.shape[2] // 3
-        dh = d // heads
-        acc = 0.0
-        for e in range(h * dh, (h + 1) * dh):
-            acc += (qkv[b, i, e] * scale) * qkv[b, j, d + e]
-        s[b, h, i, j] = acc
+def _dp(dctx, qkv, dp, t):
+    """Task ``t``: ``dp[b, h, i, j] = dctx[b, i, h] . v[b, j, h]``."""
+    b, h, i, j = _index(t, dp.shape)
+    d = dctx.shape[2]
+    dh = d // dp.shape[1]
+    acc = 0.0
+    for e in range(h * dh, (h + 1) * dh):
+        acc += dctx[b, i, e] * qkv[b, j, 2 * d + e]
+    dp[b, h, i, j] = acc
 
 
-@cuda.jit
-def _softmax_kernel(s, mask, p):
-    """One thread per score row: softmax over unmasked keys; all-masked rows give 0."""
-    row = cuda.grid(1)
-    n_batch, heads, length, _ = s.shape
-    if row < n_batch * heads * length:
-        i = row % length
-        h = (row // length) % heads
-        b = row // (length * heads)
-        top = -math.inf
-        for j in range(length):
-            if mask[b, j] == 0 and s[b, h, i, j] > top:
-                top = s[b, h, i, j]
-        if top == -math.inf:
-            top = 0.0
-        total = 0.0
-        for j in range(length):
-            if mask[b, j] == 0:
-                total += math.exp(s[b, h, i, j] - top)
-        for j in range(length):
-            keep = mask[b, j] == 0 and total != 0.0
-            p[b, h, i, j] = math.exp(s[b, h, i, j] - top) / total if keep else 0.0
-
-
-@cuda.jit
-def _context_kernel(p, qkv, ctx):
-    """``ctx[b, i, c] = sum_j p[b, h, i, j] v[b, j, c]`` with ``h = c // dh``."""
-    k = cuda.grid(1)
+def _context(p, qkv, ctx, t):
+    """Task ``t``: ``ctx[b, i, c] = sum_j p[b, h, i, j] v[b, j, c]`` with ``h = c // dh``."""
     n_batch, length, d = ctx.shape
-    if k < ctx.size:
-        c = k % d
-        i = (k // d) % length
-        b = k // (d * length)
-        h = c // (d // p.shape[1])
-        acc = 0.0
-        for j in range(length):
-            acc += p[b, h, i, j] * qkv[b, j, 2 * d + c]
-        ctx[b, i, c] = acc
+    c = t % d
+    i = (t // d) % length
+    b = t // (d * length)
+    h = c // (d // p.shape[1])
+    acc = 0.0
+    for j in range(length):
+        acc += p[b, h, i, j] * qkv[b, j, 2 * d + c]
+    ctx[b, i, c] = acc
 
 
-@cuda.jit
-def _dscores_kernel(p, dctx, qkv, ds):
-    """Row by row: ``dp = dctx . v``, then ``ds = p * (dp - sum(dp * p))``."""
-    row = cuda.grid(1)
-    n_batch, heads, length, _ = p.shape
-    if row < n_batch * heads * length:
-        i = row % length
-        h = (row // length) % heads
-        b = row // (length * heads)
-        d = dctx.shape[2]
-        dh = d // heads
-        inner = 0.0
-        for j in range(length):
-            dp = 0.0
-            for e in range(h * dh, (h + 1) * dh):
-                dp += dctx[b, i, e] * qkv[b, j, 2 * d + e]
-            ds[b, h, i, j] = dp
-            inner += dp * p[b, h, i, j]
-        for j in range(length):
-            ds[b, h, i, j] = p[b, h, i, j] * (ds[b, h, i, j] - inner)
-
-
-@cuda.jit
-def _dqkv_kernel(p, ds, dctx, qkv, scale, dqkv):
-    """Gradients of q (``scale ds k``), k (``scale ds^T q``) and v (``p^T dctx``) side by side."""
-    k = cuda.grid(1)
+def _dqkv(p, ds, dctx, qkv, scale, dqkv, t):
+    """Task ``t``: gradients of q (``scale ds k``), k (``scale ds^T q``), v (``p^T dctx``)."""
     n_batch, length, d3 = dqkv.shape
-    if k < dqkv.size:
-        m = k % d3
-        l = (k // d3) % length  # noqa: E741
-        b = k // (d3 * length)
-        d = d3 // 3
-        part = m // d
-        c = m % d
-        h = c // (d // p.shape[1])
-        acc = 0.0
-        for j in range(length):
-            if part == Q:
-                acc += ds[b, h, l, j] * qkv[b, j, d + c]
-            elif part == K:
-                acc += ds[b, h, j, l] * qkv[b, j, c]
-            else:
-                acc += p[b, h, j, l] * dctx[b, j, c]
-        dqkv[b, l, m] = acc * scale if part != V else acc
+    m = t % d3
+    pos = (t // d3) % length
+    b = t // (d3 * length)
+    d = d3 // 3
+    part = m // d
+    c = m % d
+    h = c // (d // p.shape[1])
+    acc = 0.0
+    for j in range(length):
+        if part == Q:
+            acc += ds[b, h, pos, j] * qkv[b, j, d + c]
+        elif part == K:
+            acc += ds[b, h, j, pos] * qkv[b, j, c]
+        else:
+            acc += p[b, h, j, pos] * dctx[b, j, c]
+    dqkv[b, pos, m] = acc * scale if part != V else acc
 
 
-def _biases(biases):
-    return (scratch(cuda, 1, 1), False) if biases is None else (inputs(cuda, biases)[0], True)
+_run = Runner(dense.BODIES + host.BODIES + (_index, _scores, _dp, _context, _dqkv))
 
 
-def _forward(d_x, d_w, d_b, has_bias, mask, heads):
-    n_batch, length, d = d_x.shape
-    rows = n_batch * length
-    qkv = scratch(cuda, n_batch, length, 3 * d)
-    _project_kernel[blocks_for(qkv.size)](d_x.reshape(rows, d), d_w, d_b, Q, has_bias,
-                                         qkv.reshape(rows, 3 * d))
-    s = scratch(cuda, n_batch, heads, length, length)
-    p = scratch(cuda, n_batch, heads, length, length)
-    scale = 1.0 / math.sqrt(d // heads)
-    keep = np.zeros((n_batch, length), np.uint8) if mask is None else mask.astype(np.uint8)
-    _scores_kernel[blocks_for(s.size)](qkv, scale, s)
-    _softmax_kernel[blocks_for(rows * heads)](s, inputs(cuda, keep)[0], p)
-    ctx = scratch(cuda, n_batch, length, d)
-    _context_kernel[blocks_for(ctx.size)](p, qkv, ctx)
-    return qkv, p, ctx, scale
+def _forward(x2, weights, biases, mask, heads, shape):
+    """``qkv`` (B, L, 3D), the attention weights ``p`` and the context (B, L, D) on the device."""
+    n_batch, length, d = shape
+    qkv = _run.empty(n_batch, length, 3 * d)
+    _run.matmul(x2, weights[:O].reshape(3 * d, d), qkv.reshape(-1, 3 * d), tb=True)
+    if biases is not None:
+        _run("add_bias", x2.shape[0], biases[:O].reshape(3 * d), qkv.reshape(-1, 3 * d))
+    s, p = _run.empty(n_batch, heads, length, length), _run.empty(n_batch, heads, length, length)
+    _run("scores", s.size, qkv, 1.0 / math.sqrt(d // heads), s)
+    if mask is None:
+        mask = np.zeros((n_batch, length), dtype=np.bool_)
+    _run("softmax_row", s.size // length, s, mask, p)
+    ctx = _run.empty(n_batch, length, d)
+    _run("context", ctx.size, p, qkv, ctx)
+    return qkv, p, ctx
+
+
+def _device(*arrays):
+    """Device copies of the host arrays among ``arrays`` (None and device arrays pass)."""
+    return [a if a is None or on_device(a) else _run.to_device(a) for a in arrays]
 
 
 def attention(x, weights, biases, mask, heads, out):
-    """Host driver; arguments as :func:`refode.kernels.reference.attention.attention`."""
-    require_gpu(cuda)
-    d_x, d_w, d_out = inputs(cuda, x, weights, out)
-    d_b, has_bias = _biases(biases)
-    _, _, ctx, _ = _forward(d_x, d_w, d_b, has_bias, mask, heads)
-    rows, d = x.shape[0] * x.shape[1], x.shape[2]
-    _project_kernel[blocks_for(out.size)](ctx.reshape(rows, d), d_w, d_b, O, has_bias,
-                                         d_out.reshape(rows, d))
-    copy_back([(out, d_out)])
+    """Arguments as :func:`refode.kernels.reference.attention.attention`; host or device arrays."""
+    d = x.shape[2]
+    x2, weights, biases = _device(x.reshape(-1, d), weights, biases)
+    *_, ctx = _forward(x2, weights, biases, mask, heads, x.shape)
+    _run.matmul(ctx.reshape(-1, d), weights[O], out.reshape(-1, d), tb=True)
+    if biases is not None:
+        _run("add_bias", x2.shape[0], biases[O], out.reshape(-1, d))
 
 
 def attention_vjp(x, weights, biases, mask, heads, dout, dx, dweights, dbiases):
-    """Host driver; arguments as :func:`refode.kernels.reference.attention.attention_vjp`."""
-    require_gpu(cuda)
-    d_x, d_w, d_dout, d_dx, d_dw = inputs(cuda, x, weights, dout, dx, dweights)
-    d_b, has_bias = _biases(biases)
-    d_db = inputs(cuda, dbiases)[0] if has_bias else d_b
-    qkv, p, ctx, scale = _forward(d_x, d_w, d_b, has_bias, mask, heads)
-    n_batch, length, d = x.shape
-    rows = n_batch * length
-    dctx = scratch(cuda, n_batch, length, d)
-    _input_grad_kernel[blocks_for(dctx.size)](d_dout.reshape(rows, d), d_w, O,
-                                              dctx.reshape(rows, d))
-    ds = scratch(cuda, *p.shape)
-    _dscores_kernel[blocks_for(rows * heads)](p, dctx, qkv, ds)
-    dqkv = scratch(cuda, n_batch, length, 3 * d)
-    _dqkv_kernel[blocks_for(dqkv.size)](p, ds, dctx, qkv, scale, dqkv)
-    _weight_grad_kernel[blocks_for(3 * d * d)](dqkv.reshape(rows, 3 * d), d_x.reshape(rows, d),
-                                              Q, d_dw, d_db, has_bias)
-    _weight_grad_kernel[blocks_for(d * d)](d_dout.reshape(rows, d), ctx.reshape(rows, d),
-                                          O, d_dw, d_db, has_bias)
-    _input_grad_kernel[blocks_for(rows * d)](dqkv.reshape(rows, 3 * d), d_w, Q,
-                                             d_dx.reshape(rows, d))
-    copy_back([(dx, d_dx), (dweights, d_dw)] + ([(dbiases, d_db)] if has_bias else []))
+    """Arguments as :func:`refode.kernels.reference.attention.attention_vjp`."""
+    d = x.shape[2]
+    x2, weights, biases, dout2 = _device(x.reshape(-1, d), weights, biases, dout.reshape(-1, d))
+    qkv, p, ctx = _forward(x2, weights, biases, mask, heads, x.shape)
+    dctx = _run.empty(*x.shape)
+    _run.matmul(dout2, weights[O], dctx.reshape(-1, d))
+    dp, ds = _run.empty(*p.shape), _run.empty(*p.shape)
+    _run("dp", dp.size, dctx, qkv, dp)
+    _run("softmax_vjp_row", p.size // p.shape[3], p, dp, ds)
+    dqkv = _run.empty(*qkv.shape)
+    _run("dqkv", dqkv.size, p, ds, dctx, qkv, 1.0 / math.sqrt(d // heads), dqkv)
+    dqkv2 = dqkv.reshape(-1, 3 * d)
+    _run.matmul(dqkv2, x2, dweights[:O].reshape(3 * d, d), ta=True)
+    _run.matmul(dout2, ctx.reshape(-1, d), dweights[O], ta=True)
+    if dbiases is not None:
+        _run("sum_column", 3 * d, dqkv2, dbiases[:O].reshape(3 * d))
+        _run("sum_column", d, dout2, dbiases[O])
+    _run.matmul(dqkv2, weights[:O].reshape(3 * d, d), dx.reshape(-1, d))

@@ -1,29 +1,24 @@
-"""CUDA kernel of ``combine`` (see :func:`refode.kernels.reference.combine.combine`)."""
-from . import blocks_for, cuda_module, on_device, require_gpu, to_device
+"""CUDA kernel of ``combine``: the CPU module's body, one thread per output element."""
+from numba import float64
+
+from ..cpu import combine as host
+from . import cuda_module, device, launch
+
+__all__ = ["combine"]
 
 cuda = cuda_module()
+_chunk = device(*host.BODIES).chunk
 
 
 @cuda.jit
-def _combine_kernel(indptr, indices, data, src, out):
-    """One thread per output element; sums in the stored order, in float64."""
+def _combine_kernel(n, indptr, indices, data, src, out):
     k = cuda.grid(1)
-    width = src.shape[1]
-    if k < out.shape[0] * width:
-        j = k // width
-        p = k - j * width
-        acc = 0.0
-        for q in range(indptr[j], indptr[j + 1]):
-            acc += data[q] * src[indices[q], p]
-        out[j, p] = acc
+    if k < n:
+        j, p = divmod(k, src.shape[1])
+        acc = cuda.local.array(1, float64)  # the float64 accumulator of one element
+        _chunk(indptr, indices, data, src, out, acc, j, p, p + 1)
 
 
 def combine(indptr, indices, data, src, out):
-    """Host driver: same arguments as the NumPy definition; host or device arrays."""
-    require_gpu(cuda)
-    blocks, threads = blocks_for(out.shape[0] * src.shape[1])
-    d_out = to_device(cuda, out)
-    args = [to_device(cuda, x) for x in (indptr, indices, data, src)]
-    _combine_kernel[blocks, threads](*args, d_out)
-    if not on_device(out):
-        d_out.copy_to_host(out)
+    """Arguments as :func:`refode.kernels.reference.combine.combine`; host or device arrays."""
+    launch(_combine_kernel, out.size, indptr, indices, data, src, out)

@@ -9,6 +9,8 @@ activations in its backward pass keeps anyway. Arrays of any shape, float32 or f
 import numpy as np
 from scipy.special import erf
 
+__all__ = ["relu", "relu_vjp", "gelu", "gelu_vjp", "elu", "elu_vjp", "tanh", "tanh_vjp"]
+
 #: 1 / sqrt(2), the scale inside the erf of the exact GELU.
 INV_SQRT2 = 0.7071067811865476
 #: 1 / sqrt(2 pi), the standard normal density at 0.

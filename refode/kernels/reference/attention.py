@@ -17,6 +17,8 @@ Computations run in float64 (complex128 for complex-step checks).
 """
 import numpy as np
 
+__all__ = ["attention", "attention_vjp"]
+
 #: index of each projection in the stacked ``weights`` / ``biases``.
 Q, K, V, O = 0, 1, 2, 3
 

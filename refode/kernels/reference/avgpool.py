@@ -1,5 +1,7 @@
 """Global average pooling: the meaning of the ``avgpool`` kernels."""
 
+__all__ = ["avgpool", "avgpool_vjp"]
+
 
 def avgpool(x, out):
     """``out[n, c] = mean over (h, w) of x[n, c, h, w]``.

@@ -12,6 +12,9 @@ results are cast to the dtype of the outputs. Training needs ``N * H * W >= 2``.
 import numpy as np
 
 from ...constants import BN_EPS as EPS
+
+__all__ = ["batchnorm", "batchnorm_eval", "batchnorm_vjp", "batchnorm_eval_vjp"]
+
 #: the axes reduced per channel in NCHW.
 AXES = (0, 2, 3)
 

@@ -1,6 +1,8 @@
 """Sparse linear combination of rows: the meaning of the ``combine`` kernel."""
 import numpy as np
 
+__all__ = ["combine"]
+
 
 def combine(indptr, indices, data, src, out):
     """``out[j] = sum_q data[q] * src[indices[q]]`` over the stored entries ``q`` of row ``j``.

@@ -6,6 +6,8 @@ padding, no bias. refode uses ``k = 3, pad = 1`` and ``k = 1, pad = 0`` with str
 """
 import numpy as np
 
+__all__ = ["conv2d", "conv2d_vjp"]
+
 
 def output_size(size, k, stride, pad):
     """Output length of a convolution over ``size`` input positions."""

@@ -9,6 +9,8 @@ import numpy as np
 
 from ...constants import IGNORE_INDEX
 
+__all__ = ["cross_entropy", "cross_entropy_vjp"]
+
 
 def _work(x):
     return x.astype(np.promote_types(x.dtype, np.float64))

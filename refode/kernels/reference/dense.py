@@ -1,5 +1,7 @@
 """Dense (fully connected) layer: the meaning of the ``dense`` kernels."""
 
+__all__ = ["dense", "dense_vjp"]
+
 
 def dense(x, w, b, out):
     """``out = x @ w.T + b``, with ``w`` laid out as PyTorch's ``Linear.weight``.

@@ -1,6 +1,8 @@
 """Token embedding (a row lookup) and its scatter-add VJP: the meaning of ``embedding``."""
 import numpy as np
 
+__all__ = ["embedding", "embedding_vjp"]
+
 
 def embedding(ids, weight, out):
     """Look up rows: ``out[b, l] = weight[ids[b, l]]``.

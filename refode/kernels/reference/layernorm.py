@@ -7,6 +7,8 @@ import numpy as np
 
 from ...constants import LN_EPS as EPS
 
+__all__ = ["layernorm", "layernorm_vjp"]
+
 
 def _work(x):
     return x.astype(np.promote_types(x.dtype, np.float64))

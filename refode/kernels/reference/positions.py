@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 
+__all__ = ["positions"]
+
 #: the base of the wavelengths in "Attention is all you need" (Vaswani et al. 2017).
 POSITION_BASE = 10000.0
 

@@ -1,0 +1,120 @@
+"""Compile one kernel body for both targets: ``numba.njit`` (CPU) and ``cuda.jit(device=True)``.
+
+A *body* is a plain Python function over scalars and arrays (``math`` functions,
+loops, no allocation, no slicing assignment) whose last argument is the index of
+the task it computes: a row, a column, a channel or an element. It is written once,
+in the CPU module of its op, and compiled twice:
+
+- :func:`bodies` compiles a group of bodies with a given ``jit``; calls from one
+  body to another of the group go to the compiled version of the same target;
+- :func:`loop` wraps a compiled body into a kernel over tasks ``0 .. n - 1``: a
+  ``prange`` loop for the CPU (``"cpu"``, or ``"serial"`` for a plain ``range``), one
+  thread per task for CUDA (``"cuda"``, in :mod:`refode.kernels.cuda`).
+
+Each task writes only its own outputs and sums in a fixed order, so the CPU results
+are bitwise identical for any thread count and equal to those of the hand-written
+loops these bodies replace. Flags (``fastmath``, ``cache``) come from :mod:`refode.config`.
+"""
+import types
+
+import numba
+import numpy as np
+
+from .. import config
+
+#: CPU compilation of a body: inlined into the loop that calls it, flags from refode.config.
+CPU_BODY = dict(config.njit_options(parallel=False), inline="always")
+
+_LOOPS = {
+    "cpu": "def {name}(n, {args}):\n    for i in numba.prange(n):\n        body({args}, i)\n",
+    "serial": "def {name}(n, {args}):\n    for i in range(n):\n        body({args}, i)\n",
+    "cuda": "def {name}(n, {args}):\n    i = cuda.grid(1)\n    if i < n:\n        body({args}, i)\n",
+}
+
+
+def cpu_jit(fn):
+    """``numba.njit`` with the body flags :data:`CPU_BODY`."""
+    return numba.njit(**CPU_BODY)(fn)
+
+
+def bodies(jit, *functions):
+    """Compile ``functions`` (plain Python) with ``jit``.
+
+    Returns
+    -------
+    types.SimpleNamespace
+        The compiled functions under their names without the leading underscore; inside
+        them (each keeps the globals of its module), a call to another function of the
+        group calls its compiled version.
+    """
+    scopes, compiled = {}, {}
+    for fn in functions:
+        scope = scopes.setdefault(fn.__module__, dict(fn.__globals__))
+        clone = types.FunctionType(fn.__code__, scope, fn.__name__, fn.__defaults__)
+        clone.__qualname__, clone.__module__ = fn.__qualname__, fn.__module__
+        compiled[fn.__name__] = jit(clone)
+    for scope in scopes.values():
+        scope.update(compiled)
+    return types.SimpleNamespace(**{name.lstrip("_"): f for name, f in compiled.items()})
+
+
+def loop(body, target, jit, **scope):
+    """A kernel ``kernel(n, *args)`` running the compiled ``body(*args, i)`` for ``i < n``.
+
+    Parameters
+    ----------
+    body : compiled body (see :func:`bodies`); its last argument is the task index
+    target : {"cpu", "serial", "cuda"}
+    jit : decorator compiling the generated kernel (``cuda.jit`` for ``"cuda"``)
+    scope : names the generated source needs besides ``numba`` and ``body`` (``cuda``)
+    """
+    py_func = getattr(body, "py_func", getattr(body, "fn", None))
+    name = f"{py_func.__name__.lstrip('_')}_{target}"
+    args = ", ".join(f"a{k}" for k in range(py_func.__code__.co_argcount - 1))
+    source = _LOOPS[target].format(name=name, args=args)
+    namespace = dict(scope, numba=numba, body=body, __name__=py_func.__module__)
+    exec(compile(source, py_func.__code__.co_filename, "exec"), namespace)  # noqa: S102
+    return jit(namespace[name])
+
+
+def cpu_loop(body, parallel=True):
+    """:func:`loop` for the CPU: ``prange`` (``parallel``) or ``range``, refode's njit flags."""
+    options = config.njit_options(parallel=parallel)
+    return loop(body, "cpu" if parallel else "serial", numba.njit(**options))
+
+
+class Runner:
+    """Runs task bodies on the CPU: ``run(name, n, *args)`` loops body ``name`` over ``n`` tasks.
+
+    An op module writes its host driver once, as a function of a runner
+    (``drivers(run)``); the CUDA backend passes :class:`refode.kernels.cuda.Runner`,
+    which has the same interface. ``n_out`` (how many trailing arguments are outputs)
+    only matters on CUDA; :meth:`empty` gives scratch arrays where the target computes.
+
+    Parameters
+    ----------
+    functions : the bodies of the op (plain Python), compiled with :func:`bodies`
+    parallel : bool
+        ``prange`` loops (True) or plain ``range`` loops.
+    """
+
+    def __init__(self, functions, parallel=True):
+        self.compiled = bodies(cpu_jit, *functions)
+        self._parallel = parallel
+        self._loops = {}
+
+    def __call__(self, name, n, *args, n_out=1):
+        if name not in self._loops:
+            self._loops[name] = cpu_loop(getattr(self.compiled, name), self._parallel)
+        self._loops[name](n, *args)
+
+    @staticmethod
+    def empty(*shape, dtype=np.float64):
+        """An uninitialised host array."""
+        return np.empty(shape, dtype=dtype)
+
+    @staticmethod
+    def matmul(a, b, out, ta=False, tb=False):
+        """``out = op(a) @ op(b)`` (``op`` transposes where asked): one BLAS GEMM, called here,
+        outside any parallel region (Numba's and OpenBLAS's thread pools never nest)."""
+        np.matmul(a.T if ta else a, b.T if tb else b, out=out)
