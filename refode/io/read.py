@@ -5,7 +5,8 @@ Everything is checked before a model is built: attributes, the configuration, si
 the scheme, then every dataset's presence, kind, dtype, shape, storage (fully written),
 ``sha256`` checksum (when present) and finiteness. Every
 problem raises :class:`refode.errors.FormatError` whose message starts with the path
-inside the file and says how to fix it.
+inside the file and says how to fix it. The model is built on the file's ``backend``
+(``"cpu"`` when the attribute is absent) unless :func:`load` is told another.
 """
 import contextlib
 import os
@@ -13,12 +14,14 @@ import os
 import h5py
 import numpy as np
 
-from ..errors import FormatError
+from ..backend import NAMES as BACKENDS, get as get_backend
+from ..errors import FormatError, RefodeError
 from . import layout
 from ._h5 import READ_ERRORS, attr, fail, group, int_attr, join, reading, str_attr
 from .config import check_config
 from .variances import warn_nonpositive
-from .weights import (BLOCKS, CHECKSUM, FORMAT_NAME, PARAMS, READ_VERSIONS, STATE, digest)
+from .weights import (BACKEND, BLOCKS, CHECKSUM, DEFAULT_BACKEND, FORMAT_NAME, PARAMS,
+                      READ_VERSIONS, STATE, digest)
 
 #: dtypes a file may declare.
 DTYPES = ("float32", "float64")
@@ -49,6 +52,32 @@ def read_header(obj, where):
              f"use one of {', '.join(layout.MODELS)}")
     cfg = check_config(family, str_attr(obj, "config", where), where, version)
     return family, cfg, dtype
+
+
+def read_backend(obj, where):
+    """The name in the optional ``backend`` attribute (``"cpu"`` when absent), validated."""
+    if BACKEND not in obj.attrs:
+        return DEFAULT_BACKEND
+    name = str_attr(obj, BACKEND, where)
+    if name not in BACKENDS:
+        fail(f"{where or '/'}@{BACKEND}", f"unknown backend {name!r:.60}",
+             f"use one of {', '.join(BACKENDS)} (or leave the attribute out: cpu)")
+    return name
+
+
+def model_backend(obj, where, backend=None):
+    """The :class:`refode.backend.Backend` to build the model of ``obj`` on: ``backend``
+    if given, else the file's (a FormatError saying what to pass when it cannot run here,
+    e.g. ``"cuda"`` without a GPU)."""
+    if backend is not None:
+        return get_backend(backend)
+    name = read_backend(obj, where)
+    try:
+        return get_backend(name)
+    except RefodeError as exc:
+        fail(f"{where or '/'}@{BACKEND}", f"the file's backend {name!r} cannot run here "
+             f"({' '.join(str(exc).split())})",
+             "pass another, e.g. refode.load(path, backend='cpu')")
 
 def _shape_problem(name, got, want, blocks, n_basis):
     if layout.block_of(name, blocks) and len(got) == len(want) and got[1:] == want[1:]:
@@ -161,9 +190,11 @@ def check_blocks(parent, cfg, blocks, where):
                  "write the block's depth interval [t0, t1]")
 
 
-def read_model(obj, where=""):
-    """Validate the weight layout at ``obj`` (file or group) and build the model."""
+def read_model(obj, where="", backend=None):
+    """Validate the weight layout at ``obj`` (file or group) and build the model on
+    ``backend`` (None: the file's, see :func:`model_backend`)."""
     family, cfg, dtype = read_header(obj, where)
+    backend = model_backend(obj, where, backend)
     with reading(where or "/"):
         members = set(obj.keys())
     for name in sorted(members - set(MEMBERS)):
@@ -174,26 +205,30 @@ def read_model(obj, where=""):
     context = (blocks, cfg["n_basis"])
     arrays = read_arrays(obj, PARAMS, params, dtype, where, context)
     stats = read_arrays(obj, STATE, state, dtype, where, context)
-    return build(family, cfg, dtype, arrays, stats)
+    return build(family, cfg, dtype, arrays, stats, backend)
 
 
-def build(family, cfg, dtype, params, state):
-    """A model of ``family`` and ``cfg`` holding exactly the given arrays."""
+def build(family, cfg, dtype, params, state, backend=DEFAULT_BACKEND):
+    """A model of ``family`` and ``cfg`` on ``backend`` holding exactly the given arrays."""
     from ..models import FAMILIES
 
-    model = FAMILIES[family].from_config(cfg, dtype=dtype)
+    model = FAMILIES[family].from_config(cfg, dtype=dtype, backend=backend)
     for live, arrays in ((model.params, params), (model.state, state)):
         for name, value in arrays.items():
             live[name][...] = value
     return model
 
 
-def load(path):
+def load(path, backend=None):
     """Load a model saved by :func:`refode.save` (or any writer of ``docs/format.md``).
 
     Parameters
     ----------
     path : str or os.PathLike
+    backend : {"cpu", "reference", "cuda"} or refode.backend.Backend, optional
+        The model's backend; default: the one the file records (its ``backend``
+        attribute; ``"cpu"`` for a file without one, such as every file written before
+        refode recorded it).
 
     Returns
     -------
@@ -205,6 +240,10 @@ def load(path):
     FormatError
         The file is not HDF5 or breaks the layout; the message starts with the path
         inside the file (``/params/block1.conv1.weight: ...``) and says how to fix it.
+        A file whose backend cannot run here (``/@backend: the file's backend 'cuda'
+        cannot run here (...); pass another, ...``) when ``backend`` is left out.
+    RefodeError
+        ``backend`` is unknown or cannot run here (CUDA without numba-cuda or a GPU).
 
     Warns
     -----
@@ -213,11 +252,12 @@ def load(path):
         gives NaN there); the message names the block, the array and the stage
         (:func:`refode.io.variances.nonpositive_stages`).
     """
+    backend = None if backend is None else get_backend(backend)   # before any work
     with open_h5(path) as fh:
         if "format" in fh.attrs and str_attr(fh, "format", "") == GOLDEN_FORMAT:
-            model, where = read_model(group(fh, "model", ""), "/model"), "/model"
+            model, where = read_model(group(fh, "model", ""), "/model", backend), "/model"
         else:
-            model, where = read_model(fh), ""
+            model, where = read_model(fh, "", backend), ""
     warn_nonpositive(model, f"{os.fspath(path)}{where}")
     return model
 

@@ -24,6 +24,9 @@ READ_VERSIONS = (1, 2)
 CHECKSUM = "sha256"
 #: group names of the layout.
 PARAMS, STATE, BLOCKS = "params", "state", "blocks"
+#: attribute naming the model's backend (optional: a file without it means
+#: :data:`DEFAULT_BACKEND`; no format version changes with it).
+BACKEND, DEFAULT_BACKEND = "backend", "cpu"
 #: the size caps of refode (one set, :mod:`refode.limits`), checked on load and on save:
 #: scalars (parameters + state), basis functions, integration steps, ContinuousNet stages.
 MAX_SCALARS, MAX_N_BASIS, MAX_N_STEPS, MAX_STAGES = (
@@ -87,6 +90,7 @@ def write_model(group, model):
     group.attrs["dtype"] = text(np.dtype(model.dtype).name)
     group.attrs["model"] = text(family)
     group.attrs["config"] = text(json.dumps(cfg, sort_keys=True))
+    group.attrs[BACKEND] = text(model.backend.name)
     for kind, arrays in ((PARAMS, model.params), (STATE, model.state)):
         sub = group.create_group(kind)
         for name in sorted(arrays):

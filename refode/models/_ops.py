@@ -1,21 +1,23 @@
-"""Allocating wrappers around the CPU kernels used by the convolutional model.
+"""Allocating wrappers around the kernels used by the convolutional model.
 
 Kernels take preallocated outputs (passed last) and trust their inputs; the
 functions here allocate the outputs, make inputs C-contiguous and return results,
 so that layers read as formulas. Every function works in the dtype of its first
-argument (float32 or float64).
+argument (float32 or float64) and takes the keyword ``backend``: a
+:class:`refode.backend.Backend` or its name (the layers pass the model's; default
+:data:`BACKEND`).
 """
 import numpy as np
 
 from .. import kernels
-
-#: the backend of the model layers.
-BACKEND = "cpu"
 from ..constants import BN_EPS as EPS, KEEP, MOMENTUM  # noqa: F401  (re-exported)
 
+#: the backend of a layer built without one.
+BACKEND = "cpu"
 
-def _k(name):
-    return kernels.get(name, BACKEND)
+
+def _k(name, backend):
+    return kernels.get(name, backend)
 
 
 def _c(a):
@@ -54,7 +56,7 @@ def _pad_input(x, pad):
     return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right))), 0
 
 
-def conv(x, w, stride, pad, workspace):
+def conv(x, w, stride, pad, workspace, *, backend=BACKEND):
     """``(N, C, H, W) * (O, C, k, k) -> (N, O, Ho, Wo)`` (cross-correlation, zero padding).
 
     ``pad`` is an int (on every side) or ``((top, bottom), (left, right))``.
@@ -65,57 +67,57 @@ def conv(x, w, stride, pad, workspace):
     ho = (x.shape[2] + 2 * pad - k) // stride + 1
     wo = (x.shape[3] + 2 * pad - k) // stride + 1
     out = np.empty((x.shape[0], w.shape[0], ho, wo), dtype=x.dtype)
-    _k("conv2d")(x, w, stride, pad, out, workspace=workspace)
+    _k("conv2d", backend)(x, w, stride, pad, out, workspace=workspace)
     return out
 
 
-def conv_vjp(x, w, g, stride, pad, workspace):
+def conv_vjp(x, w, g, stride, pad, workspace, *, backend=BACKEND):
     """``(dx, dw)`` of :func:`conv` for the output cotangent ``g``."""
     shape = x.shape
     x, scalar = _pad_input(_c(x), pad)
     w, g = _c(w), _c(g)
     dx, dw = np.empty_like(x), np.empty_like(w)
-    _k("conv2d.conv2d_vjp")(x, w, g, stride, scalar, dx, dw, workspace=workspace)
+    _k("conv2d.conv2d_vjp", backend)(x, w, g, stride, scalar, dx, dw, workspace=workspace)
     if dx.shape != shape:   # explicitly padded: the cotangent of the unpadded input
         (top, _), (left, _) = pad
         dx = np.ascontiguousarray(dx[:, :, top:top + shape[2], left:left + shape[3]])
     return dx, dw
 
 
-def bn_train(x, gamma, beta):
+def bn_train(x, gamma, beta, *, backend=BACKEND):
     """Training batch norm: ``(y, batch mean, unbiased batch variance)``, stats ``(C,)``."""
     x = _c(x)
     y = np.empty_like(x)
     mean = np.empty(x.shape[1], dtype=x.dtype)
     var = np.empty(x.shape[1], dtype=x.dtype)
-    _k("batchnorm")(x, _c(gamma), _c(beta), y, mean, var, EPS)
+    _k("batchnorm", backend)(x, _c(gamma), _c(beta), y, mean, var, EPS)
     return y, mean, var
 
 
-def bn_train_vjp(x, gamma, dy):
+def bn_train_vjp(x, gamma, dy, *, backend=BACKEND):
     """``(dx, dgamma, dbeta)`` of :func:`bn_train` (through the batch statistics)."""
     x, dy = _c(x), _c(dy)
     dx = np.empty_like(x)
     dgamma = np.empty(x.shape[1], dtype=x.dtype)
     dbeta = np.empty(x.shape[1], dtype=x.dtype)
-    _k("batchnorm.batchnorm_vjp")(x, _c(gamma), dy, dx, dgamma, dbeta, EPS)
+    _k("batchnorm.batchnorm_vjp", backend)(x, _c(gamma), dy, dx, dgamma, dbeta, EPS)
     return dx, dgamma, dbeta
 
 
-def bn_eval(x, gamma, beta, mean, var):
+def bn_eval(x, gamma, beta, mean, var, *, backend=BACKEND):
     """Evaluation batch norm with the given statistics ``(C,)``."""
     x = _c(x)
     y = np.empty_like(x)
-    _k("batchnorm.batchnorm_eval")(x, _c(gamma), _c(beta), _c(mean), _c(var), y, EPS)
+    _k("batchnorm.batchnorm_eval", backend)(x, _c(gamma), _c(beta), _c(mean), _c(var), y, EPS)
     return y
 
 
-def bn_eval_vjp(x, gamma, mean, var, dy):
+def bn_eval_vjp(x, gamma, mean, var, dy, *, backend=BACKEND):
     """``(dx, dgamma, dbeta, dmean, dvar)`` of :func:`bn_eval`."""
     x, dy = _c(x), _c(dy)
     dx = np.empty_like(x)
     d = [np.empty(x.shape[1], dtype=x.dtype) for _ in range(4)]
-    _k("batchnorm.batchnorm_eval_vjp")(x, _c(gamma), _c(mean), _c(var), dy, dx, *d, EPS)
+    _k("batchnorm.batchnorm_eval_vjp", backend)(x, _c(gamma), _c(mean), _c(var), dy, dx, *d, EPS)
     return (dx, *d)
 
 
@@ -124,41 +126,41 @@ def running_update(running, batch):
     return MOMENTUM * batch + KEEP * running
 
 
-def relu(x):
+def relu(x, *, backend=BACKEND):
     x = _c(x)
     out = np.empty_like(x)
-    _k("activation.relu")(x, out)
+    _k("activation.relu", backend)(x, out)
     return out
 
 
-def relu_vjp(x, g):
+def relu_vjp(x, g, *, backend=BACKEND):
     """Cotangent of the ReLU input ``x`` for the output cotangent ``g``."""
     x, g = _c(x), _c(g)
     out = np.empty_like(x)
-    _k("activation.relu_vjp")(x, g, out)
+    _k("activation.relu_vjp", backend)(x, g, out)
     return out
 
 
-def avgpool(x):
+def avgpool(x, *, backend=BACKEND):
     """``(N, C, H, W) -> (N, C)`` global average."""
     x = _c(x)
     out = np.empty(x.shape[:2], dtype=x.dtype)
-    _k("avgpool")(x, out)
+    _k("avgpool", backend)(x, out)
     return out
 
 
-def avgpool_vjp(g, shape):
+def avgpool_vjp(g, shape, *, backend=BACKEND):
     out = np.empty(shape, dtype=g.dtype)
-    _k("avgpool.avgpool_vjp")(_c(g), out)
+    _k("avgpool.avgpool_vjp", backend)(_c(g), out)
     return out
 
 
-def cross_entropy(logits, targets):
+def cross_entropy(logits, targets, *, backend=BACKEND):
     """Mean cross-entropy (a Python float) and its gradient with respect to ``logits``."""
     logits = _c(logits)
     targets = _c(np.asarray(targets, dtype=np.int64))
     loss = np.empty((), dtype=logits.dtype)
-    _k("cross_entropy")(logits, targets, loss)
+    _k("cross_entropy", backend)(logits, targets, loss)
     dlogits = np.empty_like(logits)
-    _k("cross_entropy.cross_entropy_vjp")(logits, targets, 1.0, dlogits)
+    _k("cross_entropy.cross_entropy_vjp", backend)(logits, targets, 1.0, dlogits)
     return float(loss), dlogits

@@ -20,6 +20,7 @@ With ``widths=(16, 32, 64)``, 3 input channels and 10 classes the model has
 import numpy as np
 
 from .. import _validate, limits
+from ..backend import get as get_backend
 from ..errors import RefodeError, ShapeError
 from .conv import STATS, weight_shapes
 from ._layers import Sequential
@@ -107,12 +108,15 @@ class ContinuousNet(Model):
     stitch_scale : float
         Stitch units output ``shortcut(x) + stitch_scale * branch(x)`` (the original's
         ``stitch_epsilon``; default 1).
+    backend : {"cpu", "reference", "cuda"} or refode.backend.Backend
+        Whose kernels every layer runs (default ``"cpu"``; not in :attr:`config`).
 
     Attributes
     ----------
     network : Sequential
         The layers: ``stem_conv, stem_bn, stem_relu, stitch1, block1, ..., head_bn,
         [head_relu,] pool, dense`` (read-only alias ``net``).
+    backend : refode.backend.Backend
 
     The protocol (arrays, config, forward, loss, gradients, rediscretize, files) is
     :class:`~refode.models.protocol.Model`'s; inputs are images ``x (N, C, H, W)``
@@ -136,7 +140,7 @@ class ContinuousNet(Model):
                  basis="piecewise_constant", n_basis=None, scheme="euler",
                  n_steps=DEFAULT_N_STEPS, seed=0,
                  dtype=np.float64, *, head_activation=NO_ACTIVATION, padding=SYMMETRIC,
-                 rate_scale=1.0, stitch_scale=1.0):
+                 rate_scale=1.0, stitch_scale=1.0, backend="cpu"):
         in_channels = _validate.positive_int(in_channels, "in_channels")
         n_classes = _validate.positive_int(n_classes, "n_classes")
         if not 1 <= len(widths) <= limits.MAX_STAGES:
@@ -144,6 +148,7 @@ class ContinuousNet(Model):
                               f"(16, 32, 64), got {len(widths)}")
         widths = tuple(_validate.positive_int(w, "widths") for w in widths)
         self.dtype = check_dtype(dtype)
+        self.backend = be = get_backend(backend)
         self.head_activation = self.choice("head_activation", head_activation)
         self.padding = self.choice("padding", padding)
         self.rate_scale = _scale(rate_scale, "rate_scale")
@@ -156,23 +161,24 @@ class ContinuousNet(Model):
         dt = self.dtype
         layers = [
             ("stem_conv", Conv(he_normal(rng, (widths[0], in_channels, 3, 3), dt), 1,
-                               padding)),
-            ("stem_bn", BatchNorm(widths[0], dt)),
-            ("stem_relu", ReLU()),
+                               padding, be)),
+            ("stem_bn", BatchNorm(widths[0], dt, be)),
+            ("stem_relu", ReLU(be)),
         ]
         c_in = widths[0]
         for j, width in enumerate(widths, start=1):
             stride = FIRST_STRIDE if j == 1 else LATER_STRIDE
             layers.append((f"stitch{j}", Stitch(c_in, width, stride, rng, dt, padding,
-                                                self.stitch_scale)))
+                                                self.stitch_scale, be)))
             layers.append((f"block{j}", StatefulODEBlock(
                 self.basis, self.scheme, self.n_steps, init_params(self.basis, width, rng, dt),
-                init_state(self.basis, width, dt), rate_scale=self.rate_scale)))
+                init_state(self.basis, width, dt), rate_scale=self.rate_scale, backend=be)))
             c_in = width
-        layers.append(("head_bn", BatchNorm(c_in, dt)))
+        layers.append(("head_bn", BatchNorm(c_in, dt, be)))
         if head_activation == RELU:
-            layers.append(("head_relu", ReLU()))
-        layers += [("pool", GlobalAvgPool()), ("dense", Dense.uniform(c_in, n_classes, rng, dt))]
+            layers.append(("head_relu", ReLU(be)))
+        layers += [("pool", GlobalAvgPool(be)),
+                   ("dense", Dense.uniform(c_in, n_classes, rng, dt, be))]
         self.network = Sequential(layers)
 
     # ------------------------------------------------------------ architecture
@@ -254,10 +260,9 @@ class ContinuousNet(Model):
         """``y`` validated as ``len(x)`` class labels in ``[0, n_classes)`` (int64)."""
         return _validate.labels(y, (x.shape[0],), self.n_classes, "y")
 
-    @staticmethod
-    def _objective(logits, y, gradient=True):
+    def _objective(self, logits, y, gradient=True):
         """Mean cross-entropy (float) and its gradient with respect to ``logits``."""
-        return _ops.cross_entropy(logits, y)
+        return _ops.cross_entropy(logits, y, backend=self.backend)
 
     def recalibrate(self, data, batch_size=RECALIBRATION_BATCH):
         """Re-estimate every ODE-block's running statistics on ``data`` (in place).

@@ -20,6 +20,7 @@ The rate implements the optional parts of the rate protocol
 ``forward_stats``, through which an observed forward sweep receives the batch
 statistics of every stage.
 """
+from ..backend import get as get_backend
 from ..kernels.workspace import Workspace
 from . import _ops
 
@@ -48,26 +49,33 @@ class ConvRate:
         Batch statistics (True) or ``theta``'s running statistics (False).
     scale : float
         The rate is ``scale * conv2(...)`` (the original's ``epsilon``; default 1).
+    backend : str or refode.backend.Backend
+        Whose kernels run (default ``"cpu"``); held as ``rate.backend``, a Backend.
     """
 
-    def __init__(self, train, scale=1.0):
+    def __init__(self, train, scale=1.0, backend="cpu"):
         self.train = bool(train)
         self.scale = float(scale)
+        self.backend = get_backend(backend)
         self.workspace = Workspace()
 
     def _bn(self, x, theta, which):
         g, b = theta[f"{which}.gamma"], theta[f"{which}.beta"]
         if self.train:
-            return _ops.bn_train(x, g, b)
-        return _ops.bn_eval(x, g, b, theta[f"{which}.mean"], theta[f"{which}.var"]), None, None
+            return _ops.bn_train(x, g, b, backend=self.backend)
+        return (_ops.bn_eval(x, g, b, theta[f"{which}.mean"], theta[f"{which}.var"],
+                             backend=self.backend), None, None)
+
+    def _conv(self, x, w):
+        return _ops.conv(x, w, STRIDE, PAD, self.workspace, backend=self.backend)
 
     def _forward(self, h, theta):
         y1, m1, v1 = self._bn(h, theta, "bn1")
-        r1 = _ops.relu(y1)
-        c1 = _ops.conv(r1, theta["conv1.weight"], STRIDE, PAD, self.workspace)
+        r1 = _ops.relu(y1, backend=self.backend)
+        c1 = self._conv(r1, theta["conv1.weight"])
         y2, m2, v2 = self._bn(c1, theta, "bn2")
-        r2 = _ops.relu(y2)
-        out = _ops.conv(r2, theta["conv2.weight"], STRIDE, PAD, self.workspace)
+        r2 = _ops.relu(y2, backend=self.backend)
+        out = self._conv(r2, theta["conv2.weight"])
         if self.scale != 1.0:
             out = self.scale * out
         return out, (y1, r1, c1, y2, r2), (m1, v1, m2, v2)
@@ -102,12 +110,13 @@ class ConvRate:
         return out, (stats if self.train else None), ((r1, c1, r2) if save else None)
 
     def _bn_vjp(self, x, theta, which, dy, grads):
-        g = theta[f"{which}.gamma"]
+        g, backend = theta[f"{which}.gamma"], self.backend
         if self.train:
-            dx, grads[f"{which}.gamma"], grads[f"{which}.beta"] = _ops.bn_train_vjp(x, g, dy)
+            dx, grads[f"{which}.gamma"], grads[f"{which}.beta"] = _ops.bn_train_vjp(
+                x, g, dy, backend=backend)
             return dx
         dx, dg, db, dm, dv = _ops.bn_eval_vjp(
-            x, g, theta[f"{which}.mean"], theta[f"{which}.var"], dy)
+            x, g, theta[f"{which}.mean"], theta[f"{which}.var"], dy, backend=backend)
         grads.update({f"{which}.gamma": dg, f"{which}.beta": db,
                       f"{which}.mean": dm, f"{which}.var": dv})
         return dx
@@ -120,13 +129,13 @@ class ConvRate:
     def vjp_saved(self, t, h, theta, a, saved):
         """:meth:`vjp` from the intermediates ``saved`` of :meth:`forward_save`."""
         r1, c1, r2 = saved
-        grads = {}
+        grads, backend = {}, self.backend
         if self.scale != 1.0:
             a = self.scale * a
         dr2, grads["conv2.weight"] = _ops.conv_vjp(r2, theta["conv2.weight"], a, STRIDE, PAD,
-                                                   self.workspace)
-        dc1 = self._bn_vjp(c1, theta, "bn2", _ops.relu_vjp(r2, dr2), grads)
+                                                   self.workspace, backend=backend)
+        dc1 = self._bn_vjp(c1, theta, "bn2", _ops.relu_vjp(r2, dr2, backend=backend), grads)
         dr1, grads["conv1.weight"] = _ops.conv_vjp(r1, theta["conv1.weight"], dc1, STRIDE, PAD,
-                                                   self.workspace)
-        dh = self._bn_vjp(h, theta, "bn1", _ops.relu_vjp(r1, dr1), grads)
+                                                   self.workspace, backend=backend)
+        dh = self._bn_vjp(h, theta, "bn1", _ops.relu_vjp(r1, dr1, backend=backend), grads)
         return dh, grads

@@ -2,10 +2,14 @@
 
 Images are ``(N, C, H, W)``. Layers that update state replace the state arrays with
 new ones (never in place), so a caller can keep a snapshot by copying the dict.
+Every layer that computes takes ``backend`` (a :class:`refode.backend.Backend` or its
+name, default ``"cpu"``), holds it as ``layer.backend`` (a Backend) and runs that
+backend's kernels.
 """
 import numpy as np
 
 from .. import kernels
+from ..backend import get as get_backend
 from ..errors import RefodeError
 from ..kernels.workspace import Workspace
 from . import _ops
@@ -30,13 +34,14 @@ class Conv(Layer):
     stride-2 conv on an even size; see :func:`refode.models._ops.same_padding`).
     """
 
-    def __init__(self, weight, stride, padding=SYMMETRIC):
+    def __init__(self, weight, stride, padding=SYMMETRIC, backend="cpu"):
         super().__init__()
         if padding not in PADDINGS:
             raise RefodeError(f"unknown `padding` {padding!r}; choose one of "
                               f"{', '.join(PADDINGS)}")
         self.params = {"weight": weight}
         self.stride, self.padding = stride, padding
+        self.backend = get_backend(backend)
         self.workspace = Workspace()
 
     def _pad(self, shape):
@@ -44,11 +49,12 @@ class Conv(Layer):
 
     def forward(self, x, train):
         pad = self._pad(x.shape)
-        return _ops.conv(x, self.params["weight"], self.stride, pad, self.workspace), x
+        return _ops.conv(x, self.params["weight"], self.stride, pad, self.workspace,
+                         backend=self.backend), x
 
     def backward(self, cache, dy):
         dx, dw = _ops.conv_vjp(cache, self.params["weight"], dy, self.stride,
-                               self._pad(cache.shape), self.workspace)
+                               self._pad(cache.shape), self.workspace, backend=self.backend)
         return dx, {"weight": dw}
 
 
@@ -60,16 +66,18 @@ class BatchNorm(Layer):
     *unbiased* batch variance. Evaluation normalises with the running statistics.
     """
 
-    def __init__(self, channels, dtype):
+    def __init__(self, channels, dtype, backend="cpu"):
         super().__init__()
         self.params = {"gamma": np.ones(channels, dtype), "beta": np.zeros(channels, dtype)}
         self.state = {"mean": np.zeros(channels, dtype), "var": np.ones(channels, dtype)}
+        self.backend = get_backend(backend)
 
     def forward(self, x, train):
-        p, s = self.params, self.state
+        p, s, backend = self.params, self.state, self.backend
         if not train:
-            return _ops.bn_eval(x, p["gamma"], p["beta"], s["mean"], s["var"]), (x, False)
-        y, mean, var = _ops.bn_train(x, p["gamma"], p["beta"])
+            return (_ops.bn_eval(x, p["gamma"], p["beta"], s["mean"], s["var"], backend=backend),
+                    (x, False))
+        y, mean, var = _ops.bn_train(x, p["gamma"], p["beta"], backend=backend)
         self.state = {"mean": _ops.running_update(s["mean"], mean),
                       "var": _ops.running_update(s["var"], var)}
         return y, (x, True)
@@ -78,31 +86,39 @@ class BatchNorm(Layer):
         x, train = cache
         p = self.params
         if train:
-            dx, dg, db = _ops.bn_train_vjp(x, p["gamma"], dy)
+            dx, dg, db = _ops.bn_train_vjp(x, p["gamma"], dy, backend=self.backend)
         else:
             dx, dg, db, _, _ = _ops.bn_eval_vjp(x, p["gamma"], self.state["mean"],
-                                                self.state["var"], dy)
+                                                self.state["var"], dy, backend=self.backend)
         return dx, {"gamma": dg, "beta": db}
 
 
-class ReLU(Layer):
+class _Kernelled(Layer):
+    """A layer without arrays that runs the kernels of ``backend``."""
+
+    def __init__(self, backend="cpu"):
+        super().__init__()
+        self.backend = get_backend(backend)
+
+
+class ReLU(_Kernelled):
     """Elementwise ``max(x, 0)``; the gradient is 0 where ``x <= 0`` (PyTorch's choice)."""
 
     def forward(self, x, train):
-        return _ops.relu(x), x
+        return _ops.relu(x, backend=self.backend), x
 
     def backward(self, cache, dy):
-        return _ops.relu_vjp(cache, dy), {}
+        return _ops.relu_vjp(cache, dy, backend=self.backend), {}
 
 
-class GlobalAvgPool(Layer):
+class GlobalAvgPool(_Kernelled):
     """Global average pooling ``(N, C, H, W) -> (N, C)``."""
 
     def forward(self, x, train):
-        return _ops.avgpool(x), x.shape
+        return _ops.avgpool(x, backend=self.backend), x.shape
 
     def backward(self, cache, dy):
-        return _ops.avgpool_vjp(dy, cache), {}
+        return _ops.avgpool_vjp(dy, cache, backend=self.backend), {}
 
 
 class Dense(Layer):
@@ -112,7 +128,7 @@ class Dense(Layer):
     def __init__(self, weight, bias, backend="cpu"):
         super().__init__()
         self.params = {"weight": weight, "bias": bias}
-        self.backend = backend
+        self.backend = get_backend(backend)
 
     @classmethod
     def uniform(cls, n_in, n_out, rng, dtype, backend="cpu"):
@@ -166,18 +182,20 @@ class Stitch(Composite):
     ``"shortcut.conv.weight"``, ``"shortcut.bn.gamma"``, ...
     """
 
-    def __init__(self, c_in, c_out, stride, rng, dtype, padding=SYMMETRIC, scale=1.0):
+    def __init__(self, c_in, c_out, stride, rng, dtype, padding=SYMMETRIC, scale=1.0,
+                 backend="cpu"):
+        be = get_backend(backend)
         branch = Sequential([
-            ("bn1", BatchNorm(c_in, dtype)), ("relu1", ReLU()),
-            ("conv1", Conv(he_normal(rng, (c_out, c_in, 3, 3), dtype), stride, padding)),
-            ("bn2", BatchNorm(c_out, dtype)), ("relu2", ReLU()),
-            ("conv2", Conv(he_normal(rng, (c_out, c_out, 3, 3), dtype), 1, padding)),
+            ("bn1", BatchNorm(c_in, dtype, be)), ("relu1", ReLU(be)),
+            ("conv1", Conv(he_normal(rng, (c_out, c_in, 3, 3), dtype), stride, padding, be)),
+            ("bn2", BatchNorm(c_out, dtype, be)), ("relu2", ReLU(be)),
+            ("conv2", Conv(he_normal(rng, (c_out, c_out, 3, 3), dtype), 1, padding, be)),
         ])
         parts = {"branch": branch}
         if stride != 1 or c_in != c_out:
             parts["shortcut"] = Sequential([
-                ("conv", Conv(he_normal(rng, (c_out, c_in, 1, 1), dtype), stride, padding)),
-                ("bn", BatchNorm(c_out, dtype)),
+                ("conv", Conv(he_normal(rng, (c_out, c_in, 1, 1), dtype), stride, padding, be)),
+                ("bn", BatchNorm(c_out, dtype, be)),
             ])
         super().__init__(parts)
         self.scale = float(scale)

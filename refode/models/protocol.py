@@ -24,6 +24,15 @@ Discretization and files
     :meth:`Model.rediscretize` (:mod:`refode.models.rediscretize`),
     :meth:`Model.to_file` / :meth:`Model.from_file` (over :func:`refode.save` /
     :func:`refode.load`).
+Backend
+    :attr:`Model.backend`, a :class:`refode.backend.Backend`: whose kernels every layer
+    runs. Both constructors take ``backend`` (``"cpu"``, the default; ``"reference"``,
+    the NumPy definitions, slow; ``"cuda"``), a name or a Backend, checked by
+    :func:`refode.backend.get` (a one-line RefodeError for an unknown name or an
+    unusable CUDA). It is an option, not architecture: :attr:`Model.config` leaves it
+    out (``from_config(cfg, backend=...)`` passes it), files record it (root attribute
+    ``backend``, ``docs/format.md``) and :func:`refode.load` restores it unless told
+    another. The backends agree to round-off, not bitwise.
 
 Both constructors take a basis as a family name with ``n_basis`` or as a
 :class:`refode.Basis`; mistakes in arguments raise :class:`~refode.errors.RefodeError`
@@ -60,8 +69,8 @@ def _leaves(layer):
 class Model:
     """Base class of refode's models (the protocol of this module's docstring).
 
-    A subclass sets ``network``, ``basis``, ``scheme``, ``n_steps`` and ``dtype`` in its
-    constructor, the class attributes below, and implements :meth:`shapes`,
+    A subclass sets ``network``, ``basis``, ``scheme``, ``n_steps``, ``dtype`` and
+    ``backend`` in its constructor, the class attributes below, and implements :meth:`shapes`,
     ``_architecture()`` (the non-discretization entries of :attr:`config`),
     ``_inputs(x, train)``, ``_targets(y, x)`` and ``_objective(logits, targets)``.
     """
@@ -166,11 +175,12 @@ class Model:
         save(self, path)
 
     @classmethod
-    def from_file(cls, path):
-        """The model of a file (:func:`refode.load`); refused if of another family."""
+    def from_file(cls, path, backend=None):
+        """The model of a file (:func:`refode.load`, ``backend`` as there); refused if of
+        another family."""
         from ..io import load
 
-        model = load(path)
+        model = load(path, backend=backend)
         if not isinstance(model, cls):
             raise RefodeError(f"{path!s} holds a {type(model).__name__}, not a "
                               f"{cls.__name__}: use refode.load or "

@@ -34,6 +34,7 @@ import warnings
 import numpy as np
 
 from .. import projection
+from ..backend import get as get_backend
 from ..constants import BN_EPS as EPS
 from ..errors import RefodeWarning
 from ..integrate.adjoint import vjp
@@ -89,15 +90,18 @@ class StatefulODEBlock(Layer):
         Memory strategy of the backward pass (``slots`` for ``"binomial"``).
     rate_scale : float
         ``dh/dt = rate_scale * R(theta(t), h)`` (the original code's ``epsilon``).
+    backend : str or refode.backend.Backend
+        Whose kernels the rate runs (default ``"cpu"``); held as ``block.backend``.
     """
 
     def __init__(self, basis, scheme, n_steps, params, state, checkpoint="all", slots=None,
-                 rate_scale=1.0):
+                 rate_scale=1.0, backend="cpu"):
         super().__init__()
         self.basis, self.scheme, self.n_steps = basis, scheme, n_steps
         self.params, self.state = dict(params), dict(state)
         self.checkpoint, self.slots = checkpoint, slots
         self.rate_scale = float(rate_scale)
+        self.backend = get_backend(backend)
 
     def stages(self):
         """The :class:`refode.integrate.Stage` records of the block's ``N * s`` stages."""
@@ -107,7 +111,8 @@ class StatefulODEBlock(Layer):
         """``(h, backward, observed stages)`` of one forward sweep (stages: training)."""
         observed = [] if train else None
         coefficients = dict(self.params) if train else {**self.params, **self.state}
-        h, backward = vjp(ConvRate(train, self.rate_scale), x, coefficients, self.basis,
+        rate = ConvRate(train, self.rate_scale, self.backend)
+        h, backward = vjp(rate, x, coefficients, self.basis,
                           scheme=self.scheme, n_steps=self.n_steps, checkpoint=self.checkpoint,
                           slots=self.slots, observer=None if observed is None else observed.append,
                           check_finite=False)
@@ -170,7 +175,7 @@ class StatefulODEBlock(Layer):
             basis, scheme, n_steps,
             {k: move(v, self.basis, basis) for k, v in self.params.items()},
             {k: move(v, self.basis, basis) for k, v in self.state.items()},
-            self.checkpoint, self.slots, self.rate_scale)
+            self.checkpoint, self.slots, self.rate_scale, self.backend)
         if stats == "positive":
             for name in STATS:
                 if name.endswith("var"):

@@ -10,6 +10,7 @@ influences the other positions; the loss ignores targets equal to ``-100``.
 import numpy as np
 
 from .. import _validate, kernels
+from ..backend import get as get_backend
 from ..constants import IGNORE_INDEX  # noqa: F401  (target value the loss skips; re-exported)
 from ..errors import RefodeError, ShapeError
 from ._layers import Sequential
@@ -58,8 +59,9 @@ class ContinuousTagger(Model):
         :class:`~refode.models.transformer.PreLNEncoderRate`.
     attention_bias : bool
         Biases on the Q/K/V/O projections (the paper has none).
-    backend : str
-        Kernel backend (``"cpu"``).
+    backend : {"cpu", "reference", "cuda"} or refode.backend.Backend
+        Whose kernels every layer runs (default ``"cpu"``; see
+        :class:`~refode.models.protocol.Model`). Not part of :attr:`config`.
     ln_eps : float
         Regulariser of every layer norm (default 1e-5, PyTorch's; the paper's Flax code
         uses 1e-6).
@@ -68,6 +70,7 @@ class ContinuousTagger(Model):
     ----------
     network : Sequential
         The layers ``embed, ode, norm, head`` (read-only alias ``net``).
+    backend : refode.backend.Backend
 
     Notes
     -----
@@ -105,7 +108,7 @@ class ContinuousTagger(Model):
         self.n_tags = _validate.positive_int(n_tags, "n_tags")
         self.dtype = check_dtype(dtype)
         self.padding_id = int(padding_id)
-        self.backend = backend
+        self.backend = backend = get_backend(backend)
         self.rate = make_rate(rate, width, heads, ffn, attention_bias=attention_bias,
                               backend=backend, ln_eps=ln_eps)
         self.ln_eps = self.rate.ln_eps

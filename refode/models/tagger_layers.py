@@ -12,6 +12,7 @@ Every ``forward(x, train)`` returns ``(y, cache)`` and ``backward(cache, dy)`` r
 import numpy as np
 
 from .. import kernels
+from ..backend import get as get_backend
 from ..integrate import gradient, odeint, vjp
 from ._layers import Layer
 from .transformer import LN_EPS
@@ -24,14 +25,14 @@ class TokenEmbedding(Layer):
     ----------
     weight : (V, D) ndarray
         Embedding table (trainable, ``params["weight"]``).
-    backend : str
-        Kernel backend.
+    backend : str or refode.backend.Backend
+        Whose kernels run (default ``"cpu"``); held as ``layer.backend``, a Backend.
     """
 
     def __init__(self, weight, backend="cpu"):
         super().__init__()
         self.params = {"weight": weight}
-        self.backend = backend
+        self.backend = get_backend(backend)
         self._positions = {}
 
     def positions(self, length):
@@ -59,12 +60,13 @@ class TokenEmbedding(Layer):
 
 
 class LayerNorm(Layer):
-    """Affine layer norm over the last axis (regulariser ``eps``); params ``gamma``, ``beta``."""
+    """Affine layer norm over the last axis (regulariser ``eps``); params ``gamma``, ``beta``;
+    the kernels of ``backend`` (a name or :class:`refode.backend.Backend`)."""
 
     def __init__(self, gamma, beta, backend="cpu", eps=LN_EPS):
         super().__init__()
         self.params = {"gamma": gamma, "beta": beta}
-        self.backend = backend
+        self.backend = get_backend(backend)
         self.eps = float(eps)
 
     def forward(self, x, train):

@@ -36,12 +36,14 @@ attention weight, and the rate of a padded position is set to **zero**, so padde
 states never change and never influence non-padded ones (their attention rows are
 computed, as PyTorch does, then discarded). The original code ignored the mask.
 
-Kernels come from :func:`refode.kernels.get` (``backend="cpu"`` by default); the
-``"reference"`` backend also runs in complex128 for complex-step checks.
+Kernels are those of the rate's ``backend`` (a :class:`refode.backend.Backend` or its
+name, ``"cpu"`` by default); the ``"reference"`` backend also runs in complex128 for
+complex-step checks.
 """
 import numpy as np
 
-from .. import _validate, kernels
+from .. import _validate
+from ..backend import get as get_backend
 from ..errors import RefodeError, ShapeError
 
 from ..constants import FLAX_LN_EPS, LN_EPS  # noqa: F401  (re-exported)
@@ -66,8 +68,8 @@ class _EncoderRate:
         Whether the Q/K/V/O projections have biases.
     mask : (B, L) bool or None
         Key padding mask, ``True`` = padded (see :meth:`with_mask`).
-    backend : {"cpu", "reference"}
-        Kernel implementation.
+    backend : {"cpu", "reference", "cuda"} or refode.backend.Backend
+        Kernel implementation (held as ``rate.backend``, a Backend).
     ln_eps : float
         Regulariser of both layer norms (default :data:`LN_EPS`).
     """
@@ -87,9 +89,9 @@ class _EncoderRate:
             )
         self.attention_bias = bool(attention_bias)
         self.ln_eps = positive_eps(ln_eps, "ln_eps")
-        self.backend = backend
+        self.backend = get_backend(backend)
         self.mask = None if mask is None else np.asarray(mask, dtype=np.bool_)
-        self._k = {op: kernels.get(op, backend) for op in (
+        self._k = {op: self.backend.kernel(op) for op in (
             "layernorm", "layernorm.layernorm_vjp", "attention", "attention.attention_vjp",
             "dense", "dense.dense_vjp", "activation.elu", "activation.elu_vjp")}
 

@@ -39,6 +39,27 @@ def central_difference(f, primals, directions, step=FD_STEP):
     return (plus - minus) / (2 * step)
 
 
+#: round-off of a central difference per unit of the magnitude its terms are computed at:
+#: ``ROUNDOFF * scale`` with ``ROUNDOFF = 4 eps / h`` (the two evaluations, each rounded).
+ROUNDOFF = 4 * np.finfo(np.float64).eps / FD_STEP
+
+
+def fd_agrees(fd, fd_2h, exact, scale=0.0, rtol=FD_RTOL):
+    """Whether a central difference ``fd`` (step h) matches ``exact``.
+
+    The allowance is ``rtol |exact|``, plus twice the gap to the same difference with
+    step 2h (the estimate of its truncation error, ``O(h^2)``), plus
+    ``ROUNDOFF * scale``, the round-off of subtracting two function values computed at
+    magnitude ``scale`` (e.g. ``sum |w| (|x| + 1) |v|``: GELU's ``1 + erf`` cancels far
+    left, ``tanh`` saturates, and the two differences can round to the same multiple of
+    an ulp). A wrong derivative still fails: it is off by far more than ``1e-9`` of the
+    scale. Without these terms a tiny derivative fails on round-off alone, as the
+    ``thorough`` hypothesis profile found.
+    """
+    allowed = rtol * abs(exact) + 2 * abs(fd - fd_2h) + ROUNDOFF * scale
+    return abs(fd - exact) <= allowed
+
+
 def vdot_all(xs, ys):
     """``sum_i <xs[i], ys[i]>`` over lists of arrays."""
     return sum(float(np.vdot(x, y)) for x, y in zip(xs, ys))

@@ -10,7 +10,10 @@ def combine(indptr, indices, data, src, out):
     The small matrix is in CSR form (``indptr`` of length ``n_out + 1``); sums run
     over the stored entries in their order, accumulated in float64, then cast to
     ``out.dtype``. This is how coefficient arrays change basis (projection,
-    interpolation, refinement) and how weights are evaluated at a depth.
+    interpolation, refinement). It is not theta(t): the weights at a depth are
+    :func:`refode.theta` (:mod:`refode.integrate.weights`), which sums
+    ``w_0 c[k_0] + w_1 c[k_1] + ...`` in the coefficients' own dtype, as the integrator
+    does; this kernel accumulates in float64 and differs from it in float32.
 
     Parameters
     ----------
