@@ -21,9 +21,7 @@ import numba
 import numpy as np
 
 from .. import config
-
-#: CPU compilation of a body: inlined into the loop that calls it, flags from refode.config.
-CPU_BODY = dict(config.njit_options(parallel=False), inline="always")
+from .workspace import Workspace
 
 _LOOPS = {
     "cpu": "def {name}(n, {args}):\n    for i in numba.prange(n):\n        body({args}, i)\n",
@@ -33,8 +31,8 @@ _LOOPS = {
 
 
 def cpu_jit(fn):
-    """``numba.njit`` with the body flags :data:`CPU_BODY`."""
-    return numba.njit(**CPU_BODY)(fn)
+    """``numba.njit`` for a body: refode's flags, inlined into the loop that calls it."""
+    return numba.njit(**config.njit_options(parallel=False), inline="always")(fn)
 
 
 def bodies(jit, *functions):
@@ -77,10 +75,9 @@ def loop(body, target, jit, **scope):
     return jit(namespace[name])
 
 
-def cpu_loop(body, parallel=True):
-    """:func:`loop` for the CPU: ``prange`` (``parallel``) or ``range``, refode's njit flags."""
-    options = config.njit_options(parallel=parallel)
-    return loop(body, "cpu" if parallel else "serial", numba.njit(**options))
+def rows(a):
+    """View a C-contiguous array (host or device) as rows (M, last axis)."""
+    return a.reshape(-1, a.shape[a.ndim - 1])
 
 
 class Runner:
@@ -89,7 +86,8 @@ class Runner:
     An op module writes its host driver once, as a function of a runner
     (``drivers(run)``); the CUDA backend passes :class:`refode.kernels.cuda.Runner`,
     which has the same interface. ``n_out`` (how many trailing arguments are outputs)
-    only matters on CUDA; :meth:`empty` gives scratch arrays where the target computes.
+    only matters on CUDA; :meth:`empty` and :meth:`workspace` give scratch arrays where
+    the target computes.
 
     Parameters
     ----------
@@ -105,13 +103,20 @@ class Runner:
 
     def __call__(self, name, n, *args, n_out=1):
         if name not in self._loops:
-            self._loops[name] = cpu_loop(getattr(self.compiled, name), self._parallel)
+            jit = numba.njit(**config.njit_options(parallel=self._parallel))
+            target = "cpu" if self._parallel else "serial"
+            self._loops[name] = loop(getattr(self.compiled, name), target, jit)
         self._loops[name](n, *args)
 
     @staticmethod
     def empty(*shape, dtype=np.float64):
         """An uninitialised host array."""
         return np.empty(shape, dtype=dtype)
+
+    @staticmethod
+    def workspace(workspace):
+        """The caller's :class:`~refode.kernels.workspace.Workspace`, or a throwaway one."""
+        return Workspace() if workspace is None else workspace
 
     @staticmethod
     def matmul(a, b, out, ta=False, tb=False):

@@ -22,8 +22,9 @@ class Workspace:
     True
     """
 
-    def __init__(self):
+    def __init__(self, empty=np.empty):
         self._buffers = {}
+        self._empty = empty  # allocates ``empty(shape, dtype=dtype)``: NumPy, or CUDA's
 
     def buffer(self, name, shape, dtype):
         """Return an uninitialised C-contiguous array ``name`` of ``shape`` and ``dtype``.
@@ -45,7 +46,7 @@ class Workspace:
         dtype = np.dtype(dtype)
         buf = self._buffers.get(name)
         if buf is None or buf.shape != shape or buf.dtype != dtype:
-            buf = np.empty(shape, dtype=dtype)
+            buf = self._empty(shape, dtype=dtype)
             self._buffers[name] = buf
         return buf
 
@@ -53,8 +54,3 @@ class Workspace:
     def buffers(self):
         """A new dict ``{name: array}`` of the buffers held now."""
         return dict(self._buffers)
-
-    @property
-    def nbytes(self):
-        """Total bytes held by the buffers."""
-        return sum(buf.nbytes for buf in self._buffers.values())

@@ -14,17 +14,19 @@ and two methods:
   to ``dL/dparam`` (same shape).
 
 In training mode ``forward`` may update ``state`` (running statistics); it never
-changes ``params``. A model is a :class:`Sequential` of named layers; the names of
-its arrays are ``"<layer>.<array>"``.
+changes ``params``. A model is a :class:`Sequential` of named layers.
 """
+from ..backend import get as get_backend
 
 
 class Layer:
-    """Base class: no parameters, no state."""
+    """Base class: ``params`` and ``state`` (empty unless given) and ``backend``, the
+    :class:`refode.backend.Backend` (or its name, default ``"cpu"``) whose kernels run."""
 
-    def __init__(self):
-        self.params = {}
-        self.state = {}
+    def __init__(self, backend="cpu", params=None, state=None):
+        self.params = {} if params is None else params
+        self.state = {} if state is None else state
+        self.backend = get_backend(backend)
 
     def forward(self, x, train):  # pragma: no cover - interface
         raise NotImplementedError
@@ -34,11 +36,19 @@ class Layer:
 
 
 class Sequential(Layer):
-    """Named layers applied in order; arrays are exposed as ``"<layer>.<array>"``."""
+    """Named layers applied in order; ``params`` and ``state`` are the read-only views
+    :meth:`named` of the layers' arrays as ``"<layer>.<array>"``."""
 
     def __init__(self, layers):
-        super().__init__()
         self.layers = dict(layers)
+
+    params = property(lambda self: self.named("params"))
+    state = property(lambda self: self.named("state"))
+
+    def leaves(self):
+        """Every layer without sub-layers inside this one, in order."""
+        for layer in self.layers.values():
+            yield from (layer.leaves() if isinstance(layer, Sequential) else (layer,))
 
     def named(self, kind):
         """``{"<layer>.<array>": array}`` of ``kind`` (``"params"`` or ``"state"``)."""
@@ -48,10 +58,11 @@ class Sequential(Layer):
             for aname, arr in getattr(layer, kind).items()
         }
 
-    def forward(self, x, train):
+    def forward(self, x, train, options=None):
+        """``(y, caches)``; ``options``: ``{layer name: keyword arguments of its forward}``."""
         caches = []
-        for layer in self.layers.values():
-            x, cache = layer.forward(x, train)
+        for name, layer in self.layers.items():
+            x, cache = layer.forward(x, train, **(options or {}).get(name, {}))
             caches.append(cache)
         return x, caches
 

@@ -1,27 +1,19 @@
 """Allocating wrappers around the kernels used by the convolutional model.
 
-Kernels take preallocated outputs (passed last) and trust their inputs; the
-functions here allocate the outputs, make inputs C-contiguous and return results,
-so that layers read as formulas. Every function works in the dtype of its first
-argument (float32 or float64) and takes the keyword ``backend``: a
-:class:`refode.backend.Backend` or its name (the layers pass the model's; default
-:data:`BACKEND`).
+Kernels take preallocated outputs (passed last) and trust their inputs; the functions
+here allocate the outputs, make inputs C-contiguous and return results in the dtype of
+their first argument, so that layers read as formulas. ``backend``: the layer's.
 """
 import numpy as np
 
 from .. import kernels
-from ..constants import BN_EPS as EPS, KEEP, MOMENTUM  # noqa: F401  (re-exported)
+from ..constants import BN_EPS as EPS, IGNORE_INDEX, KEEP, MOMENTUM  # noqa: F401  (re-exported)
 
 #: the backend of a layer built without one.
 BACKEND = "cpu"
 
 
-def _k(name, backend):
-    return kernels.get(name, backend)
-
-
-def _c(a):
-    return np.ascontiguousarray(a)
+_k, _c = kernels.get, np.ascontiguousarray   # a kernel by name; a C-contiguous input
 
 
 def same_padding(size, k, stride):
@@ -94,31 +86,29 @@ def bn_train(x, gamma, beta, *, backend=BACKEND):
     return y, mean, var
 
 
-def bn_train_vjp(x, gamma, dy, *, backend=BACKEND):
-    """``(dx, dgamma, dbeta)`` of :func:`bn_train` (through the batch statistics)."""
-    x, dy = _c(x), _c(dy)
-    dx = np.empty_like(x)
-    dgamma = np.empty(x.shape[1], dtype=x.dtype)
-    dbeta = np.empty(x.shape[1], dtype=x.dtype)
-    _k("batchnorm.batchnorm_vjp", backend)(x, _c(gamma), dy, dx, dgamma, dbeta, EPS)
-    return dx, dgamma, dbeta
-
-
-def bn_eval(x, gamma, beta, mean, var, *, backend=BACKEND):
-    """Evaluation batch norm with the given statistics ``(C,)``."""
+def bn(x, gamma, beta, mean, var, train, *, backend=BACKEND):
+    """Batch norm: ``(y, batch mean, unbiased batch variance)`` in training mode
+    (:func:`bn_train`), ``(y, None, None)`` in evaluation with ``mean, var (C,)``."""
+    if train:
+        return bn_train(x, gamma, beta, backend=backend)
     x = _c(x)
     y = np.empty_like(x)
     _k("batchnorm.batchnorm_eval", backend)(x, _c(gamma), _c(beta), _c(mean), _c(var), y, EPS)
-    return y
+    return y, None, None
 
 
-def bn_eval_vjp(x, gamma, mean, var, dy, *, backend=BACKEND):
-    """``(dx, dgamma, dbeta, dmean, dvar)`` of :func:`bn_eval`."""
+def bn_vjp(x, gamma, mean, var, dy, train, *, backend=BACKEND):
+    """``(dx, {"gamma": (C,), "beta": (C,)})`` of :func:`bn` (through the batch statistics
+    in training mode); evaluation also gives the cotangents ``"mean"`` and ``"var"``."""
     x, dy = _c(x), _c(dy)
     dx = np.empty_like(x)
-    d = [np.empty(x.shape[1], dtype=x.dtype) for _ in range(4)]
-    _k("batchnorm.batchnorm_eval_vjp", backend)(x, _c(gamma), _c(mean), _c(var), dy, dx, *d, EPS)
-    return (dx, *d)
+    d = [np.empty(x.shape[1], dtype=x.dtype) for _ in range(2 if train else 4)]
+    if train:
+        _k("batchnorm.batchnorm_vjp", backend)(x, _c(gamma), dy, dx, *d, EPS)
+    else:
+        _k("batchnorm.batchnorm_eval_vjp", backend)(x, _c(gamma), _c(mean), _c(var), dy, dx,
+                                                    *d, EPS)
+    return dx, dict(zip(("gamma", "beta", "mean", "var"), d))
 
 
 def running_update(running, batch):
@@ -155,12 +145,16 @@ def avgpool_vjp(g, shape, *, backend=BACKEND):
     return out
 
 
-def cross_entropy(logits, targets, *, backend=BACKEND):
-    """Mean cross-entropy (a Python float) and its gradient with respect to ``logits``."""
+def cross_entropy(logits, targets, gradient=True, *, backend=BACKEND):
+    """Mean cross-entropy of ``logits (..., C)`` over the ``targets (...)`` other than
+    ``IGNORE_INDEX`` (a Python float, 0 when none counts) and its gradient with respect
+    to ``logits`` (None unless ``gradient``)."""
     logits = _c(logits)
     targets = _c(np.asarray(targets, dtype=np.int64))
-    loss = np.empty((), dtype=logits.dtype)
-    _k("cross_entropy", backend)(logits, targets, loss)
-    dlogits = np.empty_like(logits)
-    _k("cross_entropy.cross_entropy_vjp", backend)(logits, targets, 1.0, dlogits)
+    loss, dlogits = np.empty((), dtype=logits.dtype), None
+    _k("cross_entropy", backend)(logits, targets, loss, IGNORE_INDEX)
+    if gradient:
+        dlogits = np.empty_like(logits)
+        _k("cross_entropy.cross_entropy_vjp", backend)(logits, targets, 1.0, dlogits,
+                                                       IGNORE_INDEX)
     return float(loss), dlogits

@@ -1,10 +1,6 @@
-"""Policies for the running statistics of a stateful ODE-block when its basis changes.
-
-- :func:`constant`: the coefficients of a constant function on a basis (the initial
-  statistics, and the fallback of the positive policy);
-- :func:`positive_variance`: ``stats="positive"`` of
-  :meth:`refode.models.stateful.StatefulODEBlock.rebased`, a running variance moved
-  onto another basis through its logarithm so that it stays positive at the stages.
+"""Running statistics of a stateful ODE-block on a basis: :func:`constant` (the initial
+statistics) and :func:`positive_variance` (``stats="positive"`` of
+:meth:`refode.models.stateful.StatefulODEBlock.rebased`).
 """
 import numpy as np
 import scipy.linalg

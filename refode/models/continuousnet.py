@@ -26,11 +26,9 @@ from .conv import STATS, weight_shapes
 from ._layers import Sequential
 from .layers import (PADDINGS, SYMMETRIC, BatchNorm, Conv, Dense, GlobalAvgPool, ReLU, Stitch,
                      he_normal)
-from . import _ops
-from ._spec import Field, check_dtype
+from ._spec import Field, check_dtype, real
 from .protocol import Model
-from .rediscretize import (METHODS, RECALIBRATION_BATCH, STATS_POLICIES,  # noqa: F401
-                           discretization)
+from .rediscretize import RECALIBRATION_BATCH, discretization
 from .stateful import StatefulODEBlock, init_params, init_state
 
 #: strides of the stitch units: the first keeps the resolution, the others halve it.
@@ -44,17 +42,6 @@ UNIT_INTERVAL = (0.0, 1.0)
 STEM_KERNEL, SHORTCUT_KERNEL = 3, 1
 #: default number of basis functions and of steps.
 DEFAULT_N_BASIS = DEFAULT_N_STEPS = 16
-
-
-def _scale(value, name):
-    """A finite float (a residual scale), or a RefodeError naming ``name``."""
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise RefodeError(f"`{name}` must be a real number, got {value!r:.40}") from None
-    if isinstance(value, (bool, complex)) or not np.isfinite(out):
-        raise RefodeError(f"`{name}` must be a finite real number, got {value!r:.40}")
-    return out
 
 
 def _batchnorm(prefix, channels, params, state):
@@ -74,7 +61,6 @@ def _stitch(j, c_in, c_out, params, state):
         _batchnorm(f"stitch{j}.shortcut.bn", c_out, params, state)
 
 
-
 class ContinuousNet(Model):
     """Convolutional ContinuousNet with stateful (continuous-in-depth) batch norm.
 
@@ -83,36 +69,23 @@ class ContinuousNet(Model):
     in_channels, n_classes : int
     widths : tuple of int
         Channels of each stage (one stitch + one ODE-block per width).
-    basis : str or refode.Basis
-        Basis family of the depth-dependent weights and statistics, or a basis on
-        ``[0, 1]``.
-    n_basis : int, optional
-        ``K`` (default 16; must match a given Basis).
-    scheme : str
-        Runge-Kutta tableau of the ODE-blocks.
-    n_steps : int
-        ``N``.
-    seed : int
-        Seed of the initialisation (every basis function drawn independently).
-    dtype : float64 or float32
+    basis, n_basis, scheme, n_steps, seed, dtype
+        As every model's (:mod:`refode.models.protocol`); the basis of the weights and
+        statistics is on ``[0, 1]``; ``n_steps`` defaults to 16.
     head_activation : {"none", "relu"}
-        Activation between the head batch norm and the pool: none (the paper's code,
-        default) or ReLU (what refode's format-version-1 files mean).
+        Activation between the head batch norm and the pool (module docstring).
     padding : {"symmetric", "same"}
-        Zero padding of the convolutions: ``k // 2`` on every side (PyTorch's
-        ``padding=1``, default) or Flax/TensorFlow ``'SAME'`` (the paper's code), which
-        pads the stride-2 3x3 convolutions of the stitch units ``(0, 1)`` on even sizes.
-    rate_scale : float
-        The ODE-blocks integrate ``dh/dt = rate_scale * R(theta(t), h)`` (the original's
-        ``epsilon``; default 1).
-    stitch_scale : float
-        Stitch units output ``shortcut(x) + stitch_scale * branch(x)`` (the original's
-        ``stitch_epsilon``; default 1).
+        Zero padding of the convolutions: ``k // 2`` on every side (PyTorch's, default)
+        or ``'SAME'`` (:func:`refode.models._ops.pads`).
+    rate_scale, stitch_scale : float
+        ``dh/dt = rate_scale * R(theta(t), h)`` in the ODE-blocks and ``shortcut(x) +
+        stitch_scale * branch(x)`` in the stitch units (default 1).
     backend : {"cpu", "reference", "cuda"} or refode.backend.Backend
-        Whose kernels every layer runs (default ``"cpu"``; not in :attr:`config`).
+        See :class:`~refode.models.protocol.Model`.
 
     Attributes
     ----------
+    in_channels, n_classes : int
     network : Sequential
         The layers: ``stem_conv, stem_bn, stem_relu, stitch1, block1, ..., head_bn,
         [head_relu,] pool, dense`` (read-only alias ``net``).
@@ -141,8 +114,8 @@ class ContinuousNet(Model):
                  n_steps=DEFAULT_N_STEPS, seed=0,
                  dtype=np.float64, *, head_activation=NO_ACTIVATION, padding=SYMMETRIC,
                  rate_scale=1.0, stitch_scale=1.0, backend="cpu"):
-        in_channels = _validate.positive_int(in_channels, "in_channels")
-        n_classes = _validate.positive_int(n_classes, "n_classes")
+        self.in_channels = in_channels = _validate.positive_int(in_channels, "in_channels")
+        self.n_classes = n_classes = _validate.positive_int(n_classes, "n_classes")
         if not 1 <= len(widths) <= limits.MAX_STAGES:
             raise RefodeError(f"`widths` must hold 1 to {limits.MAX_STAGES} widths, e.g. "
                               f"(16, 32, 64), got {len(widths)}")
@@ -151,8 +124,8 @@ class ContinuousNet(Model):
         self.backend = be = get_backend(backend)
         self.head_activation = self.choice("head_activation", head_activation)
         self.padding = self.choice("padding", padding)
-        self.rate_scale = _scale(rate_scale, "rate_scale")
-        self.stitch_scale = _scale(stitch_scale, "stitch_scale")
+        self.rate_scale = real(rate_scale, "rate_scale")
+        self.stitch_scale = real(stitch_scale, "stitch_scale")
         self.basis, self.scheme, self.n_steps = discretization(
             type(self), basis, n_basis, scheme, n_steps, DEFAULT_N_BASIS)
         self.check_size({"in_channels": in_channels, "n_classes": n_classes,
@@ -216,16 +189,6 @@ class ContinuousNet(Model):
         """The :class:`StatefulODEBlock` layers, in order."""
         return list(self.ode_blocks().values())
 
-    @property
-    def in_channels(self):
-        """Channels of the input images (of the stem convolution's weight)."""
-        return int(self.network.layers["stem_conv"].params["weight"].shape[1])
-
-    @property
-    def n_classes(self):
-        """Classes of the output (rows of the dense layer's weight)."""
-        return int(self.network.layers["dense"].params["weight"].shape[0])
-
     # ------------------------------------------------------------ compute
     def _inputs(self, x, train=False):
         """``x`` validated as a batch of images for this model, C-contiguous, its dtype.
@@ -260,21 +223,14 @@ class ContinuousNet(Model):
         """``y`` validated as ``len(x)`` class labels in ``[0, n_classes)`` (int64)."""
         return _validate.labels(y, (x.shape[0],), self.n_classes, "y")
 
-    def _objective(self, logits, y, gradient=True):
-        """Mean cross-entropy (float) and its gradient with respect to ``logits``."""
-        return _ops.cross_entropy(logits, y, backend=self.backend)
-
     def recalibrate(self, data, batch_size=RECALIBRATION_BATCH):
         """Re-estimate every ODE-block's running statistics on ``data`` (in place).
 
         Weights and the depth-independent batch norms are frozen. Block by block in
         order, the images of ``data`` (batches of ``batch_size``) reach the block
         through the evaluation-mode layers before it (earlier blocks already
-        recalibrated); a training-mode forward of the block gives the batch
-        statistics at every stage (:meth:`StatefulODEBlock.batch_statistics`), whose
-        batch-size-weighted average is fitted onto the basis by the stage-point
-        least squares of training (:meth:`StatefulODEBlock.recalibrated`).
-        Deterministic; the averages and the fit are float64.
+        recalibrated); :meth:`StatefulODEBlock.batch_statistics` and
+        :meth:`StatefulODEBlock.recalibrated` (float64, deterministic) give its state.
 
         Parameters
         ----------
@@ -286,8 +242,7 @@ class ContinuousNet(Model):
         ContinuousNet
             ``self``.
         """
-        x = data[0] if isinstance(data, (tuple, list)) else data
-        x = self._inputs(x)
+        x = self._inputs(data[0] if isinstance(data, (tuple, list)) else data)
         if len(x) == 0:
             raise RefodeError("`data` holds no images; pass at least one (n, C, H, W) batch")
         batch_size = _validate.positive_int(batch_size, "batch_size")

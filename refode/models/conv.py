@@ -26,8 +26,6 @@ from . import _ops
 
 #: kernel size, stride and padding of the rate's convolutions.
 KERNEL, STRIDE, PAD = 3, 1, 1
-#: names of the trainable weights of the rate.
-WEIGHTS = ("bn1.gamma", "bn1.beta", "conv1.weight", "bn2.gamma", "bn2.beta", "conv2.weight")
 #: names of the running statistics (state), used in evaluation mode.
 STATS = ("bn1.mean", "bn1.var", "bn2.mean", "bn2.var")
 
@@ -48,9 +46,8 @@ class ConvRate:
     train : bool
         Batch statistics (True) or ``theta``'s running statistics (False).
     scale : float
-        The rate is ``scale * conv2(...)`` (the original's ``epsilon``; default 1).
     backend : str or refode.backend.Backend
-        Whose kernels run (default ``"cpu"``); held as ``rate.backend``, a Backend.
+        Whose kernels run (default ``"cpu"``).
     """
 
     def __init__(self, train, scale=1.0, backend="cpu"):
@@ -60,11 +57,9 @@ class ConvRate:
         self.workspace = Workspace()
 
     def _bn(self, x, theta, which):
-        g, b = theta[f"{which}.gamma"], theta[f"{which}.beta"]
-        if self.train:
-            return _ops.bn_train(x, g, b, backend=self.backend)
-        return (_ops.bn_eval(x, g, b, theta[f"{which}.mean"], theta[f"{which}.var"],
-                             backend=self.backend), None, None)
+        return _ops.bn(x, theta[f"{which}.gamma"], theta[f"{which}.beta"],
+                       theta.get(f"{which}.mean"), theta.get(f"{which}.var"), self.train,
+                       backend=self.backend)
 
     def _conv(self, x, w):
         return _ops.conv(x, w, STRIDE, PAD, self.workspace, backend=self.backend)
@@ -78,7 +73,7 @@ class ConvRate:
         out = self._conv(r2, theta["conv2.weight"])
         if self.scale != 1.0:
             out = self.scale * out
-        return out, (y1, r1, c1, y2, r2), (m1, v1, m2, v2)
+        return out, (r1, c1, r2), (m1, v1, m2, v2)
 
     def forward(self, t, h, theta):
         """``R(theta, h)``, shape of ``h``."""
@@ -92,8 +87,7 @@ class ConvRate:
         its output instead of its input: ``relu(y) <= 0`` exactly where ``y <= 0``
         (NaN stays NaN), so the cotangents are bitwise those of :meth:`vjp`.
         """
-        out, (_, r1, c1, _, r2), _ = self._forward(h, theta)
-        return out, (r1, c1, r2)
+        return self._forward(h, theta)[:2]
 
     def forward_stats(self, t, h, theta, save=False):
         """:meth:`forward` with the stage's batch statistics (and :meth:`forward_save`'s
@@ -106,25 +100,18 @@ class ConvRate:
             batch statistics of the two batch norms in training mode; None in evaluation
         saved : ``(r1, c1, r2)`` if ``save``, else None
         """
-        out, (_, r1, c1, _, r2), stats = self._forward(h, theta)
-        return out, (stats if self.train else None), ((r1, c1, r2) if save else None)
+        out, saved, stats = self._forward(h, theta)
+        return out, (stats if self.train else None), (saved if save else None)
 
     def _bn_vjp(self, x, theta, which, dy, grads):
-        g, backend = theta[f"{which}.gamma"], self.backend
-        if self.train:
-            dx, grads[f"{which}.gamma"], grads[f"{which}.beta"] = _ops.bn_train_vjp(
-                x, g, dy, backend=backend)
-            return dx
-        dx, dg, db, dm, dv = _ops.bn_eval_vjp(
-            x, g, theta[f"{which}.mean"], theta[f"{which}.var"], dy, backend=backend)
-        grads.update({f"{which}.gamma": dg, f"{which}.beta": db,
-                      f"{which}.mean": dm, f"{which}.var": dv})
+        dx, g = _ops.bn_vjp(x, theta[f"{which}.gamma"], theta.get(f"{which}.mean"),
+                            theta.get(f"{which}.var"), dy, self.train, backend=self.backend)
+        grads.update({f"{which}.{k}": v for k, v in g.items()})
         return dx
 
     def vjp(self, t, h, theta, a):
         """``(a^T dR/dh, {name: a^T dR/dtheta[name]})`` for every name of ``theta``."""
-        _, (_, r1, c1, _, r2), _ = self._forward(h, theta)
-        return self.vjp_saved(t, h, theta, a, (r1, c1, r2))
+        return self.vjp_saved(t, h, theta, a, self._forward(h, theta)[1])
 
     def vjp_saved(self, t, h, theta, a, saved):
         """:meth:`vjp` from the intermediates ``saved`` of :meth:`forward_save`."""

@@ -2,9 +2,7 @@
 
 Images are ``(N, C, H, W)``. Layers that update state replace the state arrays with
 new ones (never in place), so a caller can keep a snapshot by copying the dict.
-Every layer that computes takes ``backend`` (a :class:`refode.backend.Backend` or its
-name, default ``"cpu"``), holds it as ``layer.backend`` (a Backend) and runs that
-backend's kernels.
+Every layer runs the kernels of its ``backend`` (:class:`~refode.models._layers.Layer`).
 """
 import numpy as np
 
@@ -27,21 +25,15 @@ def he_normal(rng, shape, dtype):
 
 
 class Conv(Layer):
-    """Convolution without bias; ``params = {"weight": (O, C, k, k)}``.
-
-    ``padding`` is ``"symmetric"`` (``k // 2`` zeros on every side, PyTorch's
-    ``padding=k//2``) or ``"same"`` (Flax/TensorFlow ``'SAME'``: ``(0, 1)`` for a 3x3
-    stride-2 conv on an even size; see :func:`refode.models._ops.same_padding`).
-    """
+    """Convolution without bias; ``params = {"weight": (O, C, k, k)}``; ``padding`` one of
+    :data:`PADDINGS` (:func:`refode.models._ops.pads`)."""
 
     def __init__(self, weight, stride, padding=SYMMETRIC, backend="cpu"):
-        super().__init__()
+        super().__init__(backend, {"weight": weight})
         if padding not in PADDINGS:
             raise RefodeError(f"unknown `padding` {padding!r}; choose one of "
                               f"{', '.join(PADDINGS)}")
-        self.params = {"weight": weight}
         self.stride, self.padding = stride, padding
-        self.backend = get_backend(backend)
         self.workspace = Workspace()
 
     def _pad(self, shape):
@@ -59,7 +51,7 @@ class Conv(Layer):
 
 
 class BatchNorm(Layer):
-    """Affine batch norm over channels; ``params`` gamma/beta ``(C,)``, ``state`` mean/var ``(C,)``.
+    """Affine batch norm over channels; params gamma/beta ``(C,)``, state mean/var ``(C,)``.
 
     Training normalises with batch statistics and updates the running statistics as
     PyTorch's ``BatchNorm2d(momentum=0.1)``: ``0.1 * batch + 0.9 * running``, with the
@@ -67,41 +59,27 @@ class BatchNorm(Layer):
     """
 
     def __init__(self, channels, dtype, backend="cpu"):
-        super().__init__()
-        self.params = {"gamma": np.ones(channels, dtype), "beta": np.zeros(channels, dtype)}
-        self.state = {"mean": np.zeros(channels, dtype), "var": np.ones(channels, dtype)}
-        self.backend = get_backend(backend)
+        super().__init__(backend,
+                         {"gamma": np.ones(channels, dtype), "beta": np.zeros(channels, dtype)},
+                         {"mean": np.zeros(channels, dtype), "var": np.ones(channels, dtype)})
 
     def forward(self, x, train):
-        p, s, backend = self.params, self.state, self.backend
-        if not train:
-            return (_ops.bn_eval(x, p["gamma"], p["beta"], s["mean"], s["var"], backend=backend),
-                    (x, False))
-        y, mean, var = _ops.bn_train(x, p["gamma"], p["beta"], backend=backend)
-        self.state = {"mean": _ops.running_update(s["mean"], mean),
-                      "var": _ops.running_update(s["var"], var)}
-        return y, (x, True)
+        p, s = self.params, self.state
+        y, mean, var = _ops.bn(x, p["gamma"], p["beta"], s["mean"], s["var"], train,
+                               backend=self.backend)
+        if train:
+            self.state = {"mean": _ops.running_update(s["mean"], mean),
+                          "var": _ops.running_update(s["var"], var)}
+        return y, (x, train)
 
     def backward(self, cache, dy):
         x, train = cache
-        p = self.params
-        if train:
-            dx, dg, db = _ops.bn_train_vjp(x, p["gamma"], dy, backend=self.backend)
-        else:
-            dx, dg, db, _, _ = _ops.bn_eval_vjp(x, p["gamma"], self.state["mean"],
-                                                self.state["var"], dy, backend=self.backend)
-        return dx, {"gamma": dg, "beta": db}
+        dx, g = _ops.bn_vjp(x, self.params["gamma"], self.state["mean"], self.state["var"], dy,
+                            train, backend=self.backend)
+        return dx, {"gamma": g["gamma"], "beta": g["beta"]}
 
 
-class _Kernelled(Layer):
-    """A layer without arrays that runs the kernels of ``backend``."""
-
-    def __init__(self, backend="cpu"):
-        super().__init__()
-        self.backend = get_backend(backend)
-
-
-class ReLU(_Kernelled):
+class ReLU(Layer):
     """Elementwise ``max(x, 0)``; the gradient is 0 where ``x <= 0`` (PyTorch's choice)."""
 
     def forward(self, x, train):
@@ -111,7 +89,7 @@ class ReLU(_Kernelled):
         return _ops.relu_vjp(cache, dy, backend=self.backend), {}
 
 
-class GlobalAvgPool(_Kernelled):
+class GlobalAvgPool(Layer):
     """Global average pooling ``(N, C, H, W) -> (N, C)``."""
 
     def forward(self, x, train):
@@ -126,13 +104,11 @@ class Dense(Layer):
     ``bias (n_out,)`` as PyTorch's ``Linear``. Used by both model families."""
 
     def __init__(self, weight, bias, backend="cpu"):
-        super().__init__()
-        self.params = {"weight": weight, "bias": bias}
-        self.backend = get_backend(backend)
+        super().__init__(backend, {"weight": weight, "bias": bias})
 
     @classmethod
     def uniform(cls, n_in, n_out, rng, dtype, backend="cpu"):
-        """Initialised as PyTorch's ``Linear``: uniform in ``+-1/sqrt(n_in)`` (weight, then bias)."""
+        """As PyTorch's ``Linear``: uniform in ``+-1/sqrt(n_in)`` (weight, then bias)."""
         bound = 1.0 / np.sqrt(n_in)
         return cls(rng.uniform(-bound, bound, (n_out, n_in)).astype(dtype),
                    rng.uniform(-bound, bound, n_out).astype(dtype), backend)
@@ -153,26 +129,7 @@ class Dense(Layer):
         return dx.reshape(shape), grads
 
 
-class Composite(Layer):
-    """Named sub-layers whose arrays appear as ``"<sub>.<layer>.<array>"``."""
-
-    def __init__(self, parts):
-        self.parts = dict(parts)
-
-    def _named(self, kind):
-        return {f"{pname}.{k}": v for pname, part in self.parts.items()
-                for k, v in part.named(kind).items()}
-
-    @property
-    def params(self):
-        return self._named("params")
-
-    @property
-    def state(self):
-        return self._named("state")
-
-
-class Stitch(Composite):
+class Stitch(Sequential):
     """``out = shortcut(x) + scale * branch(x)`` between two widths (paper, section 5).
 
     branch: BN -> ReLU -> conv3x3 (stride s) -> BN -> ReLU -> conv3x3; shortcut: the
@@ -191,32 +148,30 @@ class Stitch(Composite):
             ("bn2", BatchNorm(c_out, dtype, be)), ("relu2", ReLU(be)),
             ("conv2", Conv(he_normal(rng, (c_out, c_out, 3, 3), dtype), 1, padding, be)),
         ])
-        parts = {"branch": branch}
+        layers = {"branch": branch}
         if stride != 1 or c_in != c_out:
-            parts["shortcut"] = Sequential([
+            layers["shortcut"] = Sequential([
                 ("conv", Conv(he_normal(rng, (c_out, c_in, 1, 1), dtype), stride, padding, be)),
                 ("bn", BatchNorm(c_out, dtype, be)),
             ])
-        super().__init__(parts)
+        super().__init__(layers)
         self.scale = float(scale)
 
     def forward(self, x, train):
-        y, branch_cache = self.parts["branch"].forward(x, train)
+        y, branch_cache = self.layers["branch"].forward(x, train)
         if self.scale != 1.0:
             y = self.scale * y
-        if "shortcut" in self.parts:
-            s, skip_cache = self.parts["shortcut"].forward(x, train)
-        else:
-            s, skip_cache = x, None
+        s, skip_cache = (self.layers["shortcut"].forward(x, train) if "shortcut" in self.layers
+                         else (x, None))
         return s + y, (branch_cache, skip_cache)
 
     def backward(self, cache, dy):
         branch_cache, skip_cache = cache
         dbranch = dy if self.scale == 1.0 else self.scale * dy
-        dx, g = self.parts["branch"].backward(branch_cache, dbranch)
+        dx, g = self.layers["branch"].backward(branch_cache, dbranch)
         grads = {f"branch.{k}": v for k, v in g.items()}
         if skip_cache is None:
             return dy + dx, grads
-        dskip, g = self.parts["shortcut"].backward(skip_cache, dy)
+        dskip, g = self.layers["shortcut"].backward(skip_cache, dy)
         grads.update({f"shortcut.{k}": v for k, v in g.items()})
         return dskip + dx, grads

@@ -34,9 +34,13 @@ Backend
     ``backend``, ``docs/format.md``) and :func:`refode.load` restores it unless told
     another. The backends agree to round-off, not bitwise.
 
-Both constructors take a basis as a family name with ``n_basis`` or as a
-:class:`refode.Basis`; mistakes in arguments raise :class:`~refode.errors.RefodeError`
-(:class:`~refode.errors.ShapeError` for arrays and dtypes of the wrong kind).
+Both constructors take ``basis`` (a family name with ``n_basis``, ``K``, default 16; or
+a :class:`refode.Basis`, ``n_basis`` then left out or equal to its size) for the
+depth-dependent arrays, ``scheme`` (a Runge-Kutta tableau: ``"euler"``, ``"midpoint"``,
+``"rk4"``, ...), ``n_steps`` (``N``), ``seed`` (of the initialisation: every basis
+function gets its own draw) and ``dtype`` (float64 or float32). Mistakes in arguments
+raise :class:`~refode.errors.RefodeError` (:class:`~refode.errors.ShapeError` for
+arrays and dtypes of the wrong kind).
 """
 import collections
 
@@ -45,25 +49,12 @@ import numpy as np
 from .. import _validate, limits
 from ..bases import basis as make_basis
 from ..errors import RefodeError
+from . import _ops
 from ._spec import count
 from .rediscretize import rediscretize as _rediscretize
-from ._layers import Sequential
-from .layers import Composite
 
 #: everything :meth:`Model.backprop` computes for one batch.
 Backprop = collections.namedtuple("Backprop", "loss grads logits input_gradient state")
-
-
-def _leaves(layer):
-    """Every layer without sub-layers inside ``layer``."""
-    if isinstance(layer, Sequential):
-        for sub in layer.layers.values():
-            yield from _leaves(sub)
-    elif isinstance(layer, Composite):
-        for sub in layer.parts.values():
-            yield from _leaves(sub)
-    else:
-        yield layer
 
 
 class Model:
@@ -72,7 +63,8 @@ class Model:
     A subclass sets ``network``, ``basis``, ``scheme``, ``n_steps``, ``dtype`` and
     ``backend`` in its constructor, the class attributes below, and implements :meth:`shapes`,
     ``_architecture()`` (the non-discretization entries of :attr:`config`),
-    ``_inputs(x, train)``, ``_targets(y, x)`` and ``_objective(logits, targets)``.
+    ``_inputs(x, train)`` and ``_targets(y, x)``; the objective is the mean
+    cross-entropy of the logits (:func:`refode.models._ops.cross_entropy`).
     """
 
     #: the family name written to files (``/@model``).
@@ -85,8 +77,6 @@ class Model:
     FIXED_INTERVAL = None
     #: name of the input gradient of :meth:`backprop` (golden files).
     INPUT_GRADIENT = "x"
-    #: the layer whose output cotangent is the input gradient (None: the input's).
-    INPUT_LAYER = None
     #: the layer type of the ODE-blocks.
     BLOCK = None
 
@@ -197,6 +187,10 @@ class Model:
         x = self._inputs(x, train)
         return x, self._targets(y, x)
 
+    def _objective(self, logits, targets, gradient=True):
+        """``(loss, dloss/dlogits or None)``: mean cross-entropy, ``-100`` targets skipped."""
+        return _ops.cross_entropy(logits, targets, gradient, backend=self.backend)
+
     def _layer_options(self, x):
         """``{layer name: keyword arguments}`` of the layers' forward on inputs ``x``."""
         return {}
@@ -206,39 +200,20 @@ class Model:
         unless ``update_state`` (``state after``: copies, only with ``keep_state``)."""
         train = bool(train)
         _validate.model_arrays(self)
-        snapshot = None
-        if train and not update_state:
-            snapshot = [(leaf, dict(leaf.state)) for leaf in _leaves(self.network)]
+        snapshot = ([(leaf, dict(leaf.state)) for leaf in self.network.leaves()]
+                    if train and not update_state else [])
         try:
-            options, logits, caches = self._layer_options(x), x, []
-            for name, layer in self.network.layers.items():
-                logits, cache = layer.forward(logits, train, **options.get(name, {}))
-                caches.append(cache)
+            logits, caches = self.network.forward(x, train, self._layer_options(x))
             after = ({k: np.array(v) for k, v in self.state.items()}
                      if keep_state and train else None)
         finally:
-            for leaf, state in snapshot or ():
+            for leaf, state in snapshot:
                 leaf.state = state
         return logits, caches, after
 
-    def _backward(self, caches, dy):
-        """``(input gradient, grads)`` through the network (see ``INPUT_LAYER``)."""
-        grads, entering = {}, None
-        for (name, layer), cache in zip(reversed(self.network.layers.items()),
-                                        reversed(caches)):
-            if name == self.INPUT_LAYER:
-                entering = dy
-            dy, g = layer.backward(cache, dy)
-            grads.update({f"{name}.{k}": v for k, v in g.items()})
-        return (dy if self.INPUT_LAYER is None else entering), grads
-
     def forward(self, x, train=False, *, update_state=True):
-        """Logits of the inputs ``x``.
-
-        ``train=True`` uses the training-mode layers (batch statistics) and, unless
-        ``update_state=False``, updates the running statistics, as a PyTorch
-        training-mode forward does.
-        """
+        """Logits of the inputs ``x`` (``train``, ``update_state``: as in
+        :meth:`loss_and_gradients`; a PyTorch training-mode forward updates the state too)."""
         return self._run(self._inputs(x, train), train, update_state)[0]
 
     def loss(self, x, y, *, train=True):
@@ -268,7 +243,7 @@ class Model:
         x, y = self.check_batch(x, y, train=train)   # before any work
         logits, caches, after = self._run(x, train, update_state, keep_state)
         loss, dlogits = self._objective(logits, y)
-        dx, grads = self._backward(caches, dlogits)
+        dx, grads = self.network.backward(caches, dlogits)
         return Backprop(loss, grads, logits, dx, after)
 
     def loss_and_gradients(self, x, y, *, train=True, update_state=True, return_logits=False):

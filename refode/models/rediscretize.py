@@ -1,12 +1,10 @@
 """The one change of discretization of every model: :func:`rediscretize`.
 
 Bound as :meth:`refode.models.protocol.Model.rediscretize`; each ODE-block moves its
-own coefficients (:meth:`StatefulODEBlock.rebased` moves weights and running
-statistics; an encoder block's weights move by the same ``change``).
+own coefficients (``block.rebased``: :class:`StatefulODEBlock` moves weights and running
+statistics, an :class:`EncoderODEBlock` its weights).
 """
 import copy
-
-import numpy as np
 
 from .. import _validate, limits
 from ..bases import Basis, basis as make_basis
@@ -23,23 +21,21 @@ STATS_POLICIES = ("project", "recalibrate", "positive")
 RECALIBRATION_BATCH = 128
 
 
-def resolve_basis(basis, n_basis, default_n, interval=None):
-    """A :class:`refode.Basis` from a Basis (``n_basis`` left out or equal to its size)
-    or a family name with ``n_basis`` (``default_n`` when None) on ``interval``."""
+def discretization(cls, basis, n_basis, scheme, n_steps, default_n, interval=None):
+    """``(basis, scheme, n_steps)`` of a model of class ``cls``, validated.
+
+    The basis is a :class:`refode.Basis` (``n_basis`` left out or equal to its size) or a
+    family name with ``n_basis`` (``default_n`` when None) on ``interval``, and on
+    ``cls.FIXED_INTERVAL`` if the family has one; ``n_steps`` is the basis size when None.
+    """
     if isinstance(basis, Basis):
         if n_basis is not None and n_basis != basis.n:
             raise RefodeError(f"`n_basis` ({n_basis}) differs from the given basis' size "
                               f"{basis.n}; leave `n_basis` out")
-        return basis
-    n = default_n if n_basis is None else n_basis
-    return make_basis(basis, n) if interval is None else make_basis(basis, n, interval)
-
-
-def discretization(cls, basis, n_basis, scheme, n_steps, default_n, interval=None):
-    """``(basis, scheme, n_steps)`` of a model of class ``cls``, validated: the basis by
-    :func:`resolve_basis` (on ``cls.FIXED_INTERVAL`` if the family has one), the
-    scheme's name, and ``n_steps`` (the basis size when None)."""
-    target = resolve_basis(basis, n_basis, default_n, interval)
+        target = basis
+    else:
+        n = default_n if n_basis is None else n_basis
+        target = make_basis(basis, n) if interval is None else make_basis(basis, n, interval)
     if cls.FIXED_INTERVAL is not None and target.interval != cls.FIXED_INTERVAL:
         raise RefodeError(f"a {cls.FAMILY}'s ODE-blocks integrate over "
                           f"{list(cls.FIXED_INTERVAL)}; pass a basis on that interval, got "
@@ -119,22 +115,11 @@ def rediscretize(self, basis=None, n_basis=None, scheme=None, n_steps=None, meth
         type(self), self.basis.family if basis is None else basis, n_basis,
         self.scheme if scheme is None else scheme, self.n_steps if n_steps is None else n_steps,
         self.basis.n, self.basis.interval)
-    config = self.config
-    config.update(basis=target.family, n_basis=target.n)
-    if "interval" in config:
-        config["interval"] = [float(v) for v in target.interval]
-    self.check_size(config)
+    self.check_size({**self.config, "n_basis": target.n})   # sizes only: before any copy
     new = copy.deepcopy(self)
     new.basis, new.scheme, new.n_steps = target, new_scheme, new_steps
-    layers = new.network.layers
     for name, block in new.ode_blocks().items():
-        if hasattr(block, "rebased"):
-            layers[name] = block.rebased(target, new_scheme, new_steps, how, stats)
-        else:
-            move = CHANGES[how]
-            layers[name] = type(block)(
-                block.rate, {k: np.ascontiguousarray(move(v, block.basis, target))
-                             for k, v in block.params.items()}, target, new_scheme, new_steps)
+        new.network.layers[name] = block.rebased(target, new_scheme, new_steps, how, stats)
     if stats == "recalibrate":
         new.recalibrate(data, batch_size)
     return new

@@ -34,7 +34,6 @@ import warnings
 import numpy as np
 
 from .. import projection
-from ..backend import get as get_backend
 from ..constants import BN_EPS as EPS
 from ..errors import RefodeWarning
 from ..integrate.adjoint import vjp
@@ -45,8 +44,11 @@ from ._layers import Layer
 from ._statistics import constant, positive_variance  # noqa: F401  (re-exported)
 from .conv import STATS, ConvRate, weight_shapes
 from .layers import he_normal
+from .rediscretize import CHANGES
 
 
+#: the running variances among the statistics.
+VARIANCES = tuple(name for name in STATS if name.endswith("var"))
 #: stages named in the warning about non-positive variances (the rest are counted).
 MAX_LISTED = 3
 
@@ -91,17 +93,15 @@ class StatefulODEBlock(Layer):
     rate_scale : float
         ``dh/dt = rate_scale * R(theta(t), h)`` (the original code's ``epsilon``).
     backend : str or refode.backend.Backend
-        Whose kernels the rate runs (default ``"cpu"``); held as ``block.backend``.
+        Whose kernels the rate runs (default ``"cpu"``).
     """
 
     def __init__(self, basis, scheme, n_steps, params, state, checkpoint="all", slots=None,
                  rate_scale=1.0, backend="cpu"):
-        super().__init__()
+        super().__init__(backend, dict(params), dict(state))
         self.basis, self.scheme, self.n_steps = basis, scheme, n_steps
-        self.params, self.state = dict(params), dict(state)
         self.checkpoint, self.slots = checkpoint, slots
         self.rate_scale = float(rate_scale)
-        self.backend = get_backend(backend)
 
     def stages(self):
         """The :class:`refode.integrate.Stage` records of the block's ``N * s`` stages."""
@@ -128,18 +128,13 @@ class StatefulODEBlock(Layer):
         dx, dc = cache(dy)
         return dx, {name: dc[name] for name in self.params}
 
-    def samples(self, observed):
-        """Stage samples ``s_i`` of the running statistics from the observed stages.
+    def refitted(self, observed):
+        """New state coefficients from the stages of a training sweep (module docstring).
 
-        Parameters
-        ----------
-        observed : list of ``N * s`` :class:`refode.integrate.Stage` in stage order,
-            ``stats = (mean1, var1, mean2, var2)`` (what a training sweep reports)
-
-        Returns
-        -------
-        points : list of ``(Fraction, side)``, the exact stage positions
-        values : dict name -> ``(N * s, C)`` array, ``0.1 * b_i + 0.9 * s(t_i)``
+        ``observed``: the ``N * s`` :class:`refode.integrate.Stage` in stage order, with
+        ``stats = (mean1, var1, mean2, var2)``. The samples ``0.1 * b_i + 0.9 * s(t_i)``
+        ``(N * s, C)`` at the exact stage positions are fitted by least squares
+        (:func:`refode.fit`); unsampled basis functions keep their coefficients.
         """
         expected = self.n_steps * tableau(self.scheme).stages
         if len(observed) != expected:
@@ -150,37 +145,23 @@ class StatefulODEBlock(Layer):
             for name, batch in zip(STATS, stage.stats):
                 values[name].append(_ops.running_update(old[name], batch))
         points = [(stage.position, stage.side) for stage in observed]
-        return points, {name: np.stack(v) for name, v in values.items()}
-
-    def refitted(self, observed):
-        """New state coefficients: least-squares fit of :meth:`samples`, previous kept."""
-        points, values = self.samples(observed)
-        return {name: projection.fit(points, values[name], self.basis, previous=self.state[name])
-                for name in STATS}
+        return {name: projection.fit(points, np.stack(values[name]), self.basis,
+                                     previous=self.state[name]) for name in STATS}
 
     def rebased(self, basis, scheme, n_steps, method, stats="project"):
-        """A new block with every coefficient array moved onto ``basis`` by ``method``.
-
-        ``method`` is ``"projection"`` (exact L2 projection) or ``"interpolation"``.
-        ``stats`` is ``"project"`` (the running statistics move like the weights) or
-        ``"positive"`` (the variances move by :meth:`positive_variance`). Warns
-        (:class:`~refode.errors.RefodeWarning`) when a moved running variance
-        is not positive at a stage of the new grid (see :meth:`nonpositive_variances`);
-        ``stats="recalibrate"`` moves them like the weights without warning (the
-        caller re-estimates them, :meth:`recalibrated`).
-        """
-        change = {"projection": projection.project, "interpolation": projection.interpolate}
-        move = change[method]
+        """A new block with every coefficient array moved onto ``basis`` by ``method``
+        (a key of :data:`~refode.models.rediscretize.CHANGES`); ``stats`` is a policy of
+        :func:`~refode.models.rediscretize.rediscretize`. Warns (RefodeWarning) where
+        :meth:`nonpositive_variances` finds stages, except for ``"recalibrate"``."""
+        move = CHANGES[method]
         block = StatefulODEBlock(
             basis, scheme, n_steps,
             {k: move(v, self.basis, basis) for k, v in self.params.items()},
             {k: move(v, self.basis, basis) for k, v in self.state.items()},
             self.checkpoint, self.slots, self.rate_scale, self.backend)
         if stats == "positive":
-            for name in STATS:
-                if name.endswith("var"):
-                    block.state[name] = positive_variance(self.state[name], self.basis, block,
-                                                          method)
+            for name in VARIANCES:
+                block.state[name] = positive_variance(self.state[name], self.basis, block, method)
         if stats != "recalibrate":
             block.warn_nonpositive(f"the {method} onto {basis.family} with K = {basis.n}")
         return block
@@ -266,9 +247,8 @@ class StatefulODEBlock(Layer):
         out = []
         for stage in self.stages():
             values = stage.theta(self.state)
-            for name in STATS:
-                if name.endswith("var"):
-                    count = int(np.count_nonzero(~(values[name] + EPS > 0)))
-                    if count:
-                        out.append((name, stage.position, count))
+            for name in VARIANCES:
+                count = int(np.count_nonzero(~(values[name] + EPS > 0)))
+                if count:
+                    out.append((name, stage.position, count))
         return out

@@ -3,13 +3,12 @@
 ``ids (B, L) -> embed (no sqrt(D) scaling) + sinusoidal positions -> ODE-block of an
 encoder rate on [0, 1] -> LayerNorm -> dense over tags -> logits (B, L, n_tags)``.
 
-Padding (``ids == padding_id``) is a key padding mask in every attention, and padded
-positions have a zero rate, so their state stays ``embedding + position`` and never
-influences the other positions; the loss ignores targets equal to ``-100``.
+Padding (``ids == padding_id``) is masked as :mod:`refode.models.transformer` says (a
+padded state stays ``embedding + position``); the loss ignores targets equal to ``-100``.
 """
 import numpy as np
 
-from .. import _validate, kernels
+from .. import _validate
 from ..backend import get as get_backend
 from ..constants import IGNORE_INDEX  # noqa: F401  (target value the loss skips; re-exported)
 from ..errors import RefodeError, ShapeError
@@ -19,14 +18,12 @@ from ._spec import REQUIRED, Field, check_dtype
 from .protocol import Model
 from .rediscretize import discretization
 from .tagger_layers import EncoderODEBlock, LayerNorm, TokenEmbedding
-from .transformer import LN_EPS, RATES, make_rate
+from .transformer import LN_EPS, RATES, weight_shapes
 
 #: name of the ODE-block layer; its arrays are ``"ode.<weight>"`` with leading axis K.
 ODE = "ode"
 #: default number of basis functions (and of steps when ``n_steps`` is left out).
 DEFAULT_N_BASIS = 16
-#: attention projections Q, K, V, O stacked in ``attn_weights``.
-N_PROJECTIONS = 4
 
 
 class ContinuousTagger(Model):
@@ -41,17 +38,9 @@ class ContinuousTagger(Model):
         Attention heads dividing ``width`` (paper: 1).
     ffn : int
         Hidden width of the MLP (paper: 128).
-    basis : str or refode.Basis
-        Basis family of the depth-dependent weights (on [0, 1] for a name).
-    n_basis : int, optional
-        ``K`` (default 16; must match a given Basis).
-    scheme : str
-        Runge-Kutta tableau (``"euler"``, ``"midpoint"``, ``"rk4"``, ...).
-    n_steps : int, optional
-        ``N`` (default ``K``).
-    seed : int
-        Seed of the initialisation (every basis function gets its own draw).
-    dtype : float64 or float32
+    basis, n_basis, scheme, n_steps, seed, dtype
+        As every model's (:mod:`refode.models.protocol`); a family name is on ``[0, 1]``;
+        ``n_steps`` defaults to ``K``.
     padding_id : int
         Token id of padding.
     rate : {"paper", "pre_ln"}
@@ -60,8 +49,7 @@ class ContinuousTagger(Model):
     attention_bias : bool
         Biases on the Q/K/V/O projections (the paper has none).
     backend : {"cpu", "reference", "cuda"} or refode.backend.Backend
-        Whose kernels every layer runs (default ``"cpu"``; see
-        :class:`~refode.models.protocol.Model`). Not part of :attr:`config`.
+        See :class:`~refode.models.protocol.Model`.
     ln_eps : float
         Regulariser of every layer norm (default 1e-5, PyTorch's; the paper's Flax code
         uses 1e-6).
@@ -97,7 +85,6 @@ class ContinuousTagger(Model):
               "rate": Field(str, "paper", tuple(RATES)), "attention_bias": Field(bool, False),
               "ln_eps": Field(float, LN_EPS)}
     INPUT_GRADIENT = "embedded"
-    INPUT_LAYER = "embed"
     BLOCK = EncoderODEBlock
 
     def __init__(self, vocab_size, n_tags, width=128, heads=1, ffn=128,
@@ -109,8 +96,8 @@ class ContinuousTagger(Model):
         self.dtype = check_dtype(dtype)
         self.padding_id = int(padding_id)
         self.backend = backend = get_backend(backend)
-        self.rate = make_rate(rate, width, heads, ffn, attention_bias=attention_bias,
-                              backend=backend, ln_eps=ln_eps)
+        self.rate = RATES[self.choice("rate", rate)](
+            width, heads, ffn, attention_bias=attention_bias, backend=backend, ln_eps=ln_eps)
         self.ln_eps = self.rate.ln_eps
         self.rate_kind = rate
         self.basis, self.scheme, self.n_steps = discretization(
@@ -135,13 +122,9 @@ class ContinuousTagger(Model):
         """``(params, state, blocks)`` of a configuration (see
         :meth:`refode.models.protocol.Model.shapes`); reads ``vocab_size``, ``n_tags``,
         ``width``, ``ffn``, ``n_basis``, ``attention_bias`` and ``interval``."""
-        d, f, k = config["width"], config["ffn"], config["n_basis"]
+        d, k = config["width"], config["n_basis"]
+        rate = weight_shapes(d, config["ffn"], config["attention_bias"])
         params = {"embed.weight": (config["vocab_size"], d)}
-        rate = {"ln1_gamma": (d,), "ln1_beta": (d,), "attn_weights": (N_PROJECTIONS, d, d)}
-        if config["attention_bias"]:
-            rate["attn_biases"] = (N_PROJECTIONS, d)
-        rate.update({"ln2_gamma": (d,), "ln2_beta": (d,), "mlp_w1": (f, d), "mlp_b1": (f,),
-                     "mlp_w2": (d, f), "mlp_b2": (d,)})
         params.update({f"{ODE}.{name}": (k, *shape) for name, shape in rate.items()})
         params.update({"norm.gamma": (d,), "norm.beta": (d,),
                        "head.weight": (config["n_tags"], d), "head.bias": (config["n_tags"],)})
@@ -186,14 +169,3 @@ class ContinuousTagger(Model):
         """The key padding mask of the ODE-block for ``ids`` (None without padding)."""
         mask = ids == self.padding_id
         return {ODE: {"mask": mask if mask.any() else None}}
-
-    def _objective(self, logits, targets, gradient=True):
-        """Mean token cross-entropy (float, targets ``-100`` skipped) and its gradient."""
-        loss = np.zeros((), dtype=logits.dtype)
-        kernels.get("cross_entropy", self.backend)(logits, targets, loss, IGNORE_INDEX)
-        dlogits = None
-        if gradient:
-            dlogits = np.empty_like(logits)
-            kernels.get("cross_entropy.cross_entropy_vjp", self.backend)(
-                logits, targets, 1.0, dlogits, IGNORE_INDEX)
-        return float(loss), dlogits

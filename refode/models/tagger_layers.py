@@ -1,38 +1,29 @@
-"""Layers of the sentence tagger, following :mod:`refode.models._layers`.
-
-- :class:`TokenEmbedding`: ``ids (B, L) -> weight[ids] + P[:L]`` with fixed sinusoidal
-  positions ``P`` (not trainable) and **no** scaling of the embedding by ``sqrt(D)``;
-- :class:`EncoderODEBlock`: the ODE-block ``dx/dt = R(theta(t), x)`` of an encoder rate
-  (:mod:`refode.models.transformer`) with depth-dependent weights ``(K, ...)``;
-- :class:`LayerNorm` (over the last axis); the head is :class:`refode.models.layers.Dense`.
-
-Every ``forward(x, train)`` returns ``(y, cache)`` and ``backward(cache, dy)`` returns
-``(dx, grads)``; no layer has ``state``.
+"""Layers of the sentence tagger (:mod:`refode.models.tagger`), following
+:mod:`refode.models._layers`, none with ``state``: :class:`TokenEmbedding`,
+:class:`EncoderODEBlock`, :class:`LayerNorm`; the head is :class:`~.layers.Dense`.
 """
 import numpy as np
 
 from .. import kernels
-from ..backend import get as get_backend
 from ..integrate import gradient, odeint, vjp
 from ._layers import Layer
+from .rediscretize import CHANGES
 from .transformer import LN_EPS
 
 
 class TokenEmbedding(Layer):
-    """Token embedding plus fixed sinusoidal positions.
+    """``ids (B, L) -> weight[ids] + P[:L]``: fixed sinusoidal positions ``P`` (not
+    trainable) and **no** scaling of the embedding by ``sqrt(D)``.
 
     Parameters
     ----------
     weight : (V, D) ndarray
         Embedding table (trainable, ``params["weight"]``).
     backend : str or refode.backend.Backend
-        Whose kernels run (default ``"cpu"``); held as ``layer.backend``, a Backend.
     """
 
     def __init__(self, weight, backend="cpu"):
-        super().__init__()
-        self.params = {"weight": weight}
-        self.backend = get_backend(backend)
+        super().__init__(backend, {"weight": weight})
         self._positions = {}
 
     def positions(self, length):
@@ -52,21 +43,19 @@ class TokenEmbedding(Layer):
         return out + self.positions(ids.shape[1]), ids
 
     def backward(self, ids, dy):
-        """No input cotangent (ids are integers): returns ``(None, {"weight": ...})``."""
+        """``(dy, {"weight": ...})``: the ids (integers) have no cotangent, so ``dx`` is the
+        embedded tokens' (the model's input gradient)."""
         dweight = np.empty_like(self.params["weight"])
         kernels.get("embedding.embedding_vjp", self.backend)(
             np.ascontiguousarray(ids), np.ascontiguousarray(dy), dweight)
-        return None, {"weight": dweight}
+        return dy, {"weight": dweight}
 
 
 class LayerNorm(Layer):
-    """Affine layer norm over the last axis (regulariser ``eps``); params ``gamma``, ``beta``;
-    the kernels of ``backend`` (a name or :class:`refode.backend.Backend`)."""
+    """Affine layer norm over the last axis (regulariser ``eps``); params ``gamma``, ``beta``."""
 
     def __init__(self, gamma, beta, backend="cpu", eps=LN_EPS):
-        super().__init__()
-        self.params = {"gamma": gamma, "beta": beta}
-        self.backend = get_backend(backend)
+        super().__init__(backend, {"gamma": gamma, "beta": beta})
         self.eps = float(eps)
 
     def forward(self, x, train):
@@ -91,8 +80,7 @@ class EncoderODEBlock(Layer):
     Parameters
     ----------
     rate : refode.models.transformer rate
-        The rate without a mask; every :meth:`forward` builds its own rate with that
-        call's padding mask (``rate.with_mask(mask)``), so nothing long-lived changes.
+        The rate without a mask (:meth:`forward` builds one per call).
     coefficients : dict name -> ``(K, *shape)``
         ``params``: every weight of the rate with the leading basis axis.
     basis : refode.Basis
@@ -102,12 +90,8 @@ class EncoderODEBlock(Layer):
     """
 
     def __init__(self, rate, coefficients, basis, scheme, n_steps):
-        super().__init__()
-        self.rate = rate
-        self.params = coefficients
-        self.basis = basis
-        self.scheme = scheme
-        self.n_steps = n_steps
+        super().__init__(rate.backend, coefficients)
+        self.rate, self.basis, self.scheme, self.n_steps = rate, basis, scheme, n_steps
 
     def _options(self):
         # the block's input is computed by the model (its own inputs are checked there)
@@ -117,11 +101,12 @@ class EncoderODEBlock(Layer):
         """``x(0)`` (B, L, D) -> ``x(T)``.
 
         ``mask`` (B, L) bool, ``True`` at padded positions (or None: no padding), is
-        the key padding mask of this call; the cache keeps the rate built with it, so
-        :meth:`backward` is consistent. In training the forward sweep keeps its stages
-        for the reverse pass (:func:`refode.integrate.vjp`, one forward in all); in
-        evaluation it keeps nothing, and a later :meth:`backward` recomputes the
-        forward (:func:`refode.gradient`). Both give the same exact gradient.
+        the key padding mask of this call: ``rate.with_mask(mask)``, kept in the cache
+        for :meth:`backward`, so nothing long-lived changes. In training the forward
+        sweep keeps its stages for the reverse pass (:func:`refode.integrate.vjp`, one
+        forward in all); in evaluation it keeps nothing, and a later :meth:`backward`
+        recomputes the forward (:func:`refode.gradient`). Both give the same exact
+        gradient.
         """
         rate = self.rate.with_mask(mask)
         if train:
@@ -129,6 +114,14 @@ class EncoderODEBlock(Layer):
             return h, ("vjp", backward)
         h = odeint(rate, x, self.params, self.basis, **self._options())
         return h, ("recompute", (rate, x))
+
+    def rebased(self, basis, scheme, n_steps, method, stats="project"):
+        """A new block with the weights moved onto ``basis`` by ``method`` (a key of
+        :data:`~refode.models.rediscretize.CHANGES`); ``stats`` changes nothing (no state)."""
+        move = CHANGES[method]
+        return EncoderODEBlock(
+            self.rate, {k: np.ascontiguousarray(move(v, self.basis, basis))
+                        for k, v in self.params.items()}, basis, scheme, n_steps)
 
     def backward(self, cache, dy):
         kind, payload = cache

@@ -44,13 +44,27 @@ import numpy as np
 
 from .. import _validate
 from ..backend import get as get_backend
+from ..constants import LN_EPS
 from ..errors import RefodeError, ShapeError
+from ._spec import real
 
-from ..constants import FLAX_LN_EPS, LN_EPS  # noqa: F401  (re-exported)
 #: names of the weights of the attention sublayer that always exist.
 ATTENTION = "attn_weights"
 #: name of the optional attention biases.
 ATTENTION_BIAS = "attn_biases"
+#: attention projections Q, K, V, O stacked in ``attn_weights``.
+N_PROJECTIONS = 4
+
+
+def weight_shapes(width, ffn, attention_bias):
+    """``{name: shape}`` of one stage's weights (one basis function), in file order."""
+    d, f = width, ffn
+    out = {"ln1_gamma": (d,), "ln1_beta": (d,), ATTENTION: (N_PROJECTIONS, d, d)}
+    if attention_bias:
+        out[ATTENTION_BIAS] = (N_PROJECTIONS, d)
+    out.update({"ln2_gamma": (d,), "ln2_beta": (d,), "mlp_w1": (f, d), "mlp_b1": (f,),
+                "mlp_w2": (d, f), "mlp_b2": (d,)})
+    return out
 
 
 class _EncoderRate:
@@ -58,18 +72,13 @@ class _EncoderRate:
 
     Parameters
     ----------
-    width : int
-        ``D``, divisible by ``heads``.
-    heads : int
-        Attention heads, ``>= 1``.
-    ffn : int
-        Hidden width ``F`` of the MLP.
+    width, heads, ffn : int
+        ``D`` (divisible by ``heads >= 1``) and the MLP's hidden width ``F`` (default ``D``).
     attention_bias : bool
         Whether the Q/K/V/O projections have biases.
     mask : (B, L) bool or None
         Key padding mask, ``True`` = padded (see :meth:`with_mask`).
     backend : {"cpu", "reference", "cuda"} or refode.backend.Backend
-        Kernel implementation (held as ``rate.backend``, a Backend).
     ln_eps : float
         Regulariser of both layer norms (default :data:`LN_EPS`).
     """
@@ -88,7 +97,7 @@ class _EncoderRate:
                 f"choose heads in {[h for h in range(1, self.width + 1) if self.width % h == 0]}"
             )
         self.attention_bias = bool(attention_bias)
-        self.ln_eps = positive_eps(ln_eps, "ln_eps")
+        self.ln_eps = real(ln_eps, "ln_eps", positive=True)
         self.backend = get_backend(backend)
         self.mask = None if mask is None else np.asarray(mask, dtype=np.bool_)
         self._k = {op: self.backend.kernel(op) for op in (
@@ -97,14 +106,8 @@ class _EncoderRate:
 
     # ------------------------------------------------------------------ layout
     def shapes(self):
-        """``{name: shape}`` of one stage's weights (one basis function)."""
-        d, f = self.width, self.ffn
-        out = {"ln1_gamma": (d,), "ln1_beta": (d,), ATTENTION: (4, d, d)}
-        if self.attention_bias:
-            out[ATTENTION_BIAS] = (4, d)
-        out.update({"ln2_gamma": (d,), "ln2_beta": (d,), "mlp_w1": (f, d), "mlp_b1": (f,),
-                    "mlp_w2": (d, f), "mlp_b2": (d,)})
-        return out
+        """``{name: shape}`` of one stage's weights (:func:`weight_shapes`)."""
+        return weight_shapes(self.width, self.ffn, self.attention_bias)
 
     def num_parameters(self):
         """Numbers in one basis function's weights (99,072 for the paper rate at D = F = 128)."""
@@ -121,8 +124,7 @@ class _EncoderRate:
         Parameters
         ----------
         rng : numpy.random.Generator
-        n_basis : int
-            ``K``.
+        n_basis : int, ``K``
         dtype : float32 or float64
 
         Returns
@@ -250,8 +252,6 @@ class _EncoderRate:
 class PaperEncoderRate(_EncoderRate):
     """The paper's rate ``R = SA(LN1(x)) + MLP(LN2(x + SA(LN1(x))))`` (see the module)."""
 
-    mlp_sees_attention = True
-
 
 class PreLNEncoderRate(_EncoderRate):
     """The pre-LN encoder rate ``R = SA(LN1(x)) + MLP(LN2(x))`` (see the module)."""
@@ -261,22 +261,3 @@ class PreLNEncoderRate(_EncoderRate):
 
 #: encoder rates by name, as accepted by :class:`refode.models.ContinuousTagger`.
 RATES = {"paper": PaperEncoderRate, "pre_ln": PreLNEncoderRate}
-
-
-def make_rate(kind, width, heads, ffn, *, attention_bias=False, backend="cpu", ln_eps=LN_EPS):
-    """Build the rate registered under ``kind`` in :data:`RATES`."""
-    if kind not in RATES:
-        raise RefodeError(f"unknown `rate` {kind!r}; choose one of {', '.join(RATES)}")
-    return RATES[kind](width, heads, ffn, attention_bias=attention_bias, backend=backend,
-                       ln_eps=ln_eps)
-
-
-def positive_eps(value, name):
-    """A finite float ``> 0`` (a norm's regulariser), or a RefodeError naming ``name``."""
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise RefodeError(f"`{name}` must be a positive real number, got {value!r:.40}") from None
-    if isinstance(value, (bool, complex)) or not (np.isfinite(out) and out > 0):
-        raise RefodeError(f"`{name}` must be a finite real number > 0, got {value!r:.40}")
-    return out

@@ -11,11 +11,7 @@ import math
 
 from .._compile import Runner
 from ..reference import activation as reference
-
-#: 1 / sqrt(2), the scale inside the erf of the exact GELU.
-INV_SQRT2 = reference.INV_SQRT2
-#: 1 / sqrt(2 pi), the standard normal density at 0.
-INV_SQRT_2PI = reference.INV_SQRT_2PI
+from ..reference.activation import INV_SQRT2, INV_SQRT_2PI
 
 #: op codes of the shared loops, by activation name.
 CODES = {"relu": 0, "gelu": 1, "elu": 2, "tanh": 3}

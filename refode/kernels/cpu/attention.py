@@ -11,48 +11,40 @@ import math
 
 import numpy as np
 
-from .._compile import Runner
+from .._compile import Runner, rows
+from ..reference.attention import K, O, Q, V, merge_heads, split_heads
 
 __all__ = ["attention", "attention_vjp"]
 
-#: index of each projection in the stacked ``weights`` / ``biases``.
-Q, K, V, O = 0, 1, 2, 3
 
-
-def _softmax_row(scores, mask, p, row):
-    """Task ``row``: ``p[b, h, i] = softmax(scores[b, h, i])`` over unmasked keys (0 if none)."""
-    n_batch, heads, length, _ = scores.shape
-    b = row // (heads * length)
-    h = (row // length) % heads
-    i = row % length
+def _softmax_row(scores, mask, per_batch, p, row):
+    """Task ``row``: ``p[row] = softmax(scores[row])`` over the keys that ``mask[row //
+    per_batch]`` keeps (0 if none), on score rows (B H L, L)."""
+    b = row // per_batch
     top = -math.inf
-    for j in range(length):
-        if not mask[b, j] and scores[b, h, i, j] > top:
-            top = scores[b, h, i, j]
+    for j in range(scores.shape[1]):
+        if not mask[b, j] and scores[row, j] > top:
+            top = scores[row, j]
     if top == -math.inf:
         top = 0.0
     total = 0.0
-    for j in range(length):
+    for j in range(scores.shape[1]):
         if not mask[b, j]:
-            total += math.exp(np.float64(scores[b, h, i, j]) - top)
-    for j in range(length):
+            total += math.exp(np.float64(scores[row, j]) - top)
+    for j in range(scores.shape[1]):
         if mask[b, j] or total == 0.0:
-            p[b, h, i, j] = 0.0
+            p[row, j] = 0.0
         else:
-            p[b, h, i, j] = math.exp(np.float64(scores[b, h, i, j]) - top) / total
+            p[row, j] = math.exp(np.float64(scores[row, j]) - top) / total
 
 
 def _softmax_vjp_row(p, dp, ds, row):
-    """Task ``row``: ``ds = p * (dp - sum(dp * p))`` on score row ``row``."""
-    n_batch, heads, length, _ = p.shape
-    b = row // (heads * length)
-    h = (row // length) % heads
-    i = row % length
+    """Task ``row``: ``ds = p * (dp - sum(dp * p))`` on score row ``row`` (rows (B H L, L))."""
     inner = 0.0
-    for j in range(length):
-        inner += np.float64(dp[b, h, i, j]) * p[b, h, i, j]
-    for j in range(length):
-        ds[b, h, i, j] = p[b, h, i, j] * (dp[b, h, i, j] - inner)
+    for j in range(p.shape[1]):
+        inner += np.float64(dp[row, j]) * p[row, j]
+    for j in range(p.shape[1]):
+        ds[row, j] = p[row, j] * (dp[row, j] - inner)
 
 
 BODIES = (_softmax_row, _softmax_vjp_row)
@@ -61,14 +53,7 @@ _run = Runner(BODIES)
 
 def _split(t, heads):
     """(B, L, D) -> (B, H, L, D/H), contiguous."""
-    b, length, d = t.shape
-    return np.ascontiguousarray(t.reshape(b, length, heads, d // heads).transpose(0, 2, 1, 3))
-
-
-def _merge(t):
-    """(B, H, L, D/H) -> (B, L, D)."""
-    b, h, length, dh = t.shape
-    return t.transpose(0, 2, 1, 3).reshape(b, length, h * dh)
+    return np.ascontiguousarray(split_heads(t, heads))
 
 
 def _mask(mask, x):
@@ -84,8 +69,9 @@ def _forward(x, weights, biases, mask, heads):
     scale = x.dtype.type(1.0 / np.sqrt(d // heads))
     scores = (q * scale) @ k.transpose(0, 1, 3, 2)
     p = np.empty_like(scores)
-    _run("softmax_row", p.size // p.shape[-1], scores, _mask(mask, x), p)
-    return q, k, v, p, _merge(p @ v), scale
+    _run("softmax_row", p.size // p.shape[-1], rows(scores), _mask(mask, x), heads * x.shape[1],
+         rows(p))
+    return q, k, v, p, merge_heads(p @ v), scale
 
 
 def attention(x, weights, biases, mask, heads, out):
@@ -102,10 +88,11 @@ def attention_vjp(x, weights, biases, mask, heads, dout, dx, dweights, dbiases):
     q, k, v, p, ctx, scale = _forward(x, weights, biases, mask, heads)
     dctx = _split(dout @ weights[O], heads)
     ds = np.empty_like(p)
-    _run("softmax_vjp_row", p.size // p.shape[-1], p, dctx @ v.transpose(0, 1, 3, 2), ds)
+    dp = dctx @ v.transpose(0, 1, 3, 2)
+    _run("softmax_vjp_row", p.size // p.shape[-1], rows(p), rows(dp), rows(ds))
     dqkv = np.concatenate(
-        [_merge(scale * (ds @ k)), _merge(scale * (ds.transpose(0, 1, 3, 2) @ q)),
-         _merge(p.transpose(0, 1, 3, 2) @ dctx)], axis=-1).reshape(-1, 3 * d)
+        [merge_heads(scale * (ds @ k)), merge_heads(scale * (ds.transpose(0, 1, 3, 2) @ q)),
+         merge_heads(p.transpose(0, 1, 3, 2) @ dctx)], axis=-1).reshape(-1, 3 * d)
     x2 = x.reshape(-1, d)
     dweights[:O] = (dqkv.T @ x2).reshape(3, d, d)
     dweights[O] = dout.reshape(-1, d).T @ ctx.reshape(-1, d)

@@ -50,14 +50,5 @@ def _combine(indptr, indices, data, src, out):
 
 
 def combine(indptr, indices, data, src, out):
-    """Sparse row combination ``out[j] = sum_q data[q] * src[indices[q]]``.
-
-    Parameters
-    ----------
-    indptr : (n_out + 1,) int64
-    indices : (nnz,) int64
-    data : (nnz,) float64
-    src : (n_src, P) float32 or float64, C-contiguous
-    out : (n_out, P) same dtype, C-contiguous; overwritten
-    """
+    """Arguments as :func:`refode.kernels.reference.combine.combine` (C-contiguous arrays)."""
     _combine(indptr, indices, data, src, out)

@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from ...constants import IGNORE_INDEX
-from .._compile import Runner
+from .._compile import Runner, rows
 
 __all__ = ["cross_entropy", "cross_entropy_vjp"]
 
@@ -75,26 +75,22 @@ def _vjp_row(z, targets, dloss, count, ignore_index, dz, r):
 BODIES = (_log_normaliser, _count, _nll, _mean, _counted, _vjp_row)
 
 
-def _rows(a):
-    return a.reshape(-1, a.shape[a.ndim - 1])
-
-
 def drivers(run):
     """The kernels of :data:`__all__`, running the bodies with ``run``."""
 
     def cross_entropy(logits, targets, loss, ignore_index=IGNORE_INDEX):
         """Arguments as :func:`refode.kernels.reference.cross_entropy.cross_entropy`."""
-        z, t = _rows(logits), targets.reshape(-1)
+        z, t = rows(logits), targets.reshape(-1)
         nll = run.empty(z.shape[0])
         run("nll", z.shape[0], z, t, ignore_index, nll)
         run("mean", 1, nll, t, ignore_index, loss.reshape(1))
 
     def cross_entropy_vjp(logits, targets, dloss, dlogits, ignore_index=IGNORE_INDEX):
         """Arguments as :func:`refode.kernels.reference.cross_entropy.cross_entropy_vjp`."""
-        z, t = _rows(logits), targets.reshape(-1)
+        z, t = rows(logits), targets.reshape(-1)
         count = run.empty(1, dtype=np.int64)
         run("counted", 1, t, ignore_index, count)
-        run("vjp_row", z.shape[0], z, t, float(dloss), count, ignore_index, _rows(dlogits))
+        run("vjp_row", z.shape[0], z, t, float(dloss), count, ignore_index, rows(dlogits))
 
     return cross_entropy, cross_entropy_vjp
 

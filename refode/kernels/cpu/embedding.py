@@ -36,7 +36,7 @@ BODIES = (_lookup, _scatter)
 
 
 def drivers(run, chunk=CHUNK):
-    """The kernels of :data:`__all__`, running the bodies with ``run`` (``chunk`` columns a task)."""
+    """The kernels of :data:`__all__`, running the bodies with ``run``, ``chunk`` columns a task."""
 
     def embedding(ids, weight, out):
         """Arguments as :func:`refode.kernels.reference.embedding.embedding` (C-contiguous)."""

@@ -8,7 +8,7 @@ accumulators. The row and column bodies are shared with the CUDA backend.
 import math
 
 from ...constants import LN_EPS as EPS
-from .._compile import Runner
+from .._compile import Runner, rows
 
 __all__ = ["layernorm", "layernorm_vjp"]
 
@@ -64,23 +64,19 @@ def _param_column(x, dy, mean, rstd, dgamma, dbeta, j):
 BODIES = (_row_stats, _forward_row, _dx_row, _param_column)
 
 
-def _rows(a):
-    return a.reshape(-1, a.shape[a.ndim - 1])
-
-
 def drivers(run):
     """The kernels of :data:`__all__`, running the bodies with ``run``."""
 
     def layernorm(x, gamma, beta, y, eps=EPS):
         """Arguments as :func:`refode.kernels.reference.layernorm.layernorm` (C-contiguous)."""
-        x2 = _rows(x)
-        run("forward_row", x2.shape[0], x2, gamma, beta, eps, _rows(y))
+        x2 = rows(x)
+        run("forward_row", x2.shape[0], x2, gamma, beta, eps, rows(y))
 
     def layernorm_vjp(x, gamma, dy, dx, dgamma, dbeta, eps=EPS):
         """Arguments as :func:`refode.kernels.reference.layernorm.layernorm_vjp` (C-contiguous)."""
-        x2, dy2 = _rows(x), _rows(dy)
+        x2, dy2 = rows(x), rows(dy)
         mean, rstd = run.empty(x2.shape[0]), run.empty(x2.shape[0])
-        run("dx_row", x2.shape[0], x2, gamma, dy2, eps, _rows(dx), mean, rstd, n_out=3)
+        run("dx_row", x2.shape[0], x2, gamma, dy2, eps, rows(dx), mean, rstd, n_out=3)
         run("param_column", x2.shape[1], x2, dy2, mean, rstd, dgamma, dbeta, n_out=2)
 
     return layernorm, layernorm_vjp

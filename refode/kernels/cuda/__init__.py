@@ -12,18 +12,20 @@ device pays no transfer.
 import numpy as np
 
 from ... import config
+from ...backend import _cuda_problem
 from ...errors import RefodeError
 from .._compile import bodies, loop
+from ..workspace import Workspace
 
 
 def cuda_module():
-    """Return ``numba.cuda`` or raise a clear error when it cannot be used."""
-    try:
-        from numba import cuda
-    except ImportError as exc:  # pragma: no cover - depends on the installation
-        raise RefodeError(
-            "the CUDA backend needs the numba-cuda package: `pip install refode[cuda]`"
-        ) from exc
+    """Return ``numba.cuda``, or raise a one-line error when it cannot run here (no
+    numba-cuda package, or neither a GPU nor the simulator)."""
+    problem = _cuda_problem()
+    if problem:
+        raise RefodeError(problem)
+    from numba import cuda
+
     return cuda
 
 
@@ -31,15 +33,6 @@ def blocks_for(n):
     """Number of blocks of ``config.CUDA_THREADS_PER_BLOCK`` threads covering ``n`` items."""
     tpb = config.CUDA_THREADS_PER_BLOCK
     return max(1, (n + tpb - 1) // tpb), tpb
-
-
-def require_gpu(cuda):
-    """Raise a clear error when neither a GPU nor the simulator is available."""
-    if not cuda.is_available():
-        raise RefodeError(
-            "no CUDA GPU is available; use backend='cpu', or set NUMBA_ENABLE_CUDASIM=1 "
-            "before importing numba to run the CUDA kernels in the simulator"
-        )
 
 
 def on_device(x):
@@ -50,16 +43,6 @@ def on_device(x):
 def to_device(cuda, x):
     """``x`` as a device array (device arrays pass through; host arrays are copied)."""
     return x if on_device(x) else cuda.to_device(np.ascontiguousarray(x))
-
-
-def rows(a):
-    """View a C-contiguous array (host or device) as rows (M, last axis)."""
-    return a.reshape(-1, a.shape[a.ndim - 1]) if a.ndim != 2 else a
-
-
-def scratch(*shape, dtype=np.float64):
-    """An uninitialised device array (float64 unless told)."""
-    return cuda_module().device_array(shape, dtype=dtype)
 
 
 def device(*functions):
@@ -80,7 +63,6 @@ def launch(kernel, n, *args, n_out=1):
     host outputs are copied back after the kernel.
     """
     cuda = cuda_module()
-    require_gpu(cuda)
     moved = [to_device(cuda, a) if isinstance(a, np.ndarray) else a for a in args]
     kernel[blocks_for(n)](n, *moved)
     for host, dev in zip(args[len(args) - n_out:], moved[len(moved) - n_out:]):
@@ -96,7 +78,7 @@ class Runner:
     """
 
     def __init__(self, functions):
-        self.compiled = device(*functions)
+        self.compiled = device(*functions, _gemm)
         self._kernels = {}
 
     def __call__(self, name, n, *args, n_out=1):
@@ -107,23 +89,21 @@ class Runner:
     @staticmethod
     def empty(*shape, dtype=np.float64):
         """An uninitialised device array."""
-        return scratch(*shape, dtype=dtype)
+        return cuda_module().device_array(shape, dtype=dtype)
+
+    @staticmethod
+    def workspace(workspace):
+        """Device buffers for one call (a caller's ``workspace`` holds host arrays: unused)."""
+        return Workspace(cuda_module().device_array)
 
     @staticmethod
     def to_device(a):
         """``a`` on the device (a device array passes through)."""
         return to_device(cuda_module(), a)
 
-    @staticmethod
-    def matmul(a, b, out, ta=False, tb=False):
-        """``out = op(a) @ op(b)`` for 2-D arrays, one thread per element, float64 sums in order."""
-        if "gemm" not in _KERNELS:
-            _KERNELS["gemm"] = grid(device(_gemm).gemm)
-        launch(_KERNELS["gemm"], out.size, a, b, ta, tb, out)
-
-
-#: kernels of this module, compiled on first use (importing it needs no numba.cuda).
-_KERNELS = {}
+    def matmul(self, a, b, out, ta=False, tb=False):
+        """``out = op(a) @ op(b)`` for 2-D arrays, a thread per element, float64 sums in order."""
+        self("gemm", out.size, a, b, ta, tb, out)
 
 
 def _gemm(a, b, ta, tb, out, t):
@@ -136,5 +116,5 @@ def _gemm(a, b, ta, tb, out, t):
 
 
 def port(host):
-    """The public kernels of CPU module ``host`` run on CUDA: ``host.drivers`` with a CUDA runner."""
+    """The public kernels of CPU module ``host`` on CUDA: ``host.drivers`` with a CUDA runner."""
     return host.drivers(Runner(host.BODIES))

@@ -13,7 +13,8 @@ import numpy as np
 
 from ..cpu import attention as host
 from ..cpu import dense
-from . import Runner, on_device
+from .._compile import rows
+from . import Runner
 
 __all__ = host.__all__
 Q, K, V, O = host.Q, host.K, host.V, host.O
@@ -27,26 +28,16 @@ def _index(t, shape):
     return t // (shape[3] * shape[2] * shape[1]), h, i, j
 
 
-def _scores(qkv, scale, s, t):
-    """Task ``t``: ``s[b, h, i, j] = (scale q[b, i, h]) . k[b, j, h]``."""
-    b, h, i, j = _index(t, s.shape)
+def _head_dot(a, qkv, part, scale, out, t):
+    """Task ``t``: ``out[b, h, i, j] = (scale a[b, i, h]) . qkv[b, j, part, h]`` over the features
+    of head ``h``: the scores (``a = qkv``, whose start is q; part K) and ``dp`` (dctx, part V)."""
+    b, h, i, j = _index(t, out.shape)
     d = qkv.shape[2] // 3
-    dh = d // s.shape[1]
+    dh = d // out.shape[1]
     acc = 0.0
     for e in range(h * dh, (h + 1) * dh):
-        acc += (qkv[b, i, e] * scale) * qkv[b, j, d + e]
-    s[b, h, i, j] = acc
-
-
-def _dp(dctx, qkv, dp, t):
-    """Task ``t``: ``dp[b, h, i, j] = dctx[b, i, h] . v[b, j, h]``."""
-    b, h, i, j = _index(t, dp.shape)
-    d = dctx.shape[2]
-    dh = d // dp.shape[1]
-    acc = 0.0
-    for e in range(h * dh, (h + 1) * dh):
-        acc += dctx[b, i, e] * qkv[b, j, 2 * d + e]
-    dp[b, h, i, j] = acc
+        acc += (a[b, i, e] * scale) * qkv[b, j, part * d + e]
+    out[b, h, i, j] = acc
 
 
 def _context(p, qkv, ctx, t):
@@ -83,7 +74,7 @@ def _dqkv(p, ds, dctx, qkv, scale, dqkv, t):
     dqkv[b, pos, m] = acc * scale if part != V else acc
 
 
-_run = Runner(dense.BODIES + host.BODIES + (_index, _scores, _dp, _context, _dqkv))
+_run = Runner(dense.BODIES + host.BODIES + (_index, _head_dot, _context, _dqkv))
 
 
 def _forward(x2, weights, biases, mask, heads, shape):
@@ -94,10 +85,10 @@ def _forward(x2, weights, biases, mask, heads, shape):
     if biases is not None:
         _run("add_bias", x2.shape[0], biases[:O].reshape(3 * d), qkv.reshape(-1, 3 * d))
     s, p = _run.empty(n_batch, heads, length, length), _run.empty(n_batch, heads, length, length)
-    _run("scores", s.size, qkv, 1.0 / math.sqrt(d // heads), s)
+    _run("head_dot", s.size, qkv, qkv, K, 1.0 / math.sqrt(d // heads), s)
     if mask is None:
         mask = np.zeros((n_batch, length), dtype=np.bool_)
-    _run("softmax_row", s.size // length, s, mask, p)
+    _run("softmax_row", s.size // length, rows(s), mask, heads * length, rows(p))
     ctx = _run.empty(n_batch, length, d)
     _run("context", ctx.size, p, qkv, ctx)
     return qkv, p, ctx
@@ -105,7 +96,7 @@ def _forward(x2, weights, biases, mask, heads, shape):
 
 def _device(*arrays):
     """Device copies of the host arrays among ``arrays`` (None and device arrays pass)."""
-    return [a if a is None or on_device(a) else _run.to_device(a) for a in arrays]
+    return [None if a is None else _run.to_device(a) for a in arrays]
 
 
 def attention(x, weights, biases, mask, heads, out):
@@ -126,8 +117,8 @@ def attention_vjp(x, weights, biases, mask, heads, dout, dx, dweights, dbiases):
     dctx = _run.empty(*x.shape)
     _run.matmul(dout2, weights[O], dctx.reshape(-1, d))
     dp, ds = _run.empty(*p.shape), _run.empty(*p.shape)
-    _run("dp", dp.size, dctx, qkv, dp)
-    _run("softmax_vjp_row", p.size // p.shape[3], p, dp, ds)
+    _run("head_dot", dp.size, dctx, qkv, V, 1.0, dp)
+    _run("softmax_vjp_row", p.size // p.shape[3], rows(p), rows(dp), rows(ds))
     dqkv = _run.empty(*qkv.shape)
     _run("dqkv", dqkv.size, p, ds, dctx, qkv, 1.0 / math.sqrt(d // heads), dqkv)
     dqkv2 = dqkv.reshape(-1, 3 * d)

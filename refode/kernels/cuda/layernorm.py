@@ -1,4 +1,4 @@
-"""CUDA kernels of ``layernorm``: the CPU module's bodies and drivers, one thread per row / column."""
+"""CUDA kernels of ``layernorm``: the CPU module's bodies and drivers, a thread per row / column."""
 from ..cpu import layernorm as host
 from . import port
 

@@ -32,13 +32,13 @@ def _linear(x, weights, biases, which):
     return y if biases is None else y + _work(biases[which])
 
 
-def _split(t, heads):
+def split_heads(t, heads):
     """(B, L, D) -> (B, H, L, D/H)."""
     b, length, d = t.shape
     return t.reshape(b, length, heads, d // heads).transpose(0, 2, 1, 3)
 
 
-def _merge(t):
+def merge_heads(t):
     """(B, H, L, D/H) -> (B, L, D)."""
     b, h, length, dh = t.shape
     return t.transpose(0, 2, 1, 3).reshape(b, length, h * dh)
@@ -62,10 +62,10 @@ def masked_softmax(scores, keep):
 
 def _forward(x, weights, biases, mask, heads):
     xw = _work(x)
-    q, k, v = (_split(_linear(xw, weights, biases, i), heads) for i in (Q, K, V))
+    q, k, v = (split_heads(_linear(xw, weights, biases, i), heads) for i in (Q, K, V))
     scale = 1.0 / np.sqrt(q.shape[-1])
     p = masked_softmax(scale * (q @ k.transpose(0, 1, 3, 2)), _keep(mask, x.shape))
-    ctx = _merge(p @ v)
+    ctx = merge_heads(p @ v)
     return xw, q, k, v, p, ctx, scale
 
 
@@ -99,12 +99,12 @@ def attention_vjp(x, weights, biases, mask, heads, dout, dx, dweights, dbiases):
     xw, q, k, v, p, ctx, scale = _forward(x, weights, biases, mask, heads)
     g = _work(dout)
     grads = {O: g}
-    dctx = _split(g @ _work(weights[O]), heads)
+    dctx = split_heads(g @ _work(weights[O]), heads)
     dp = dctx @ v.transpose(0, 1, 3, 2)
     ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))
-    grads[Q] = _merge(scale * (ds @ k))
-    grads[K] = _merge(scale * (ds.transpose(0, 1, 3, 2) @ q))
-    grads[V] = _merge(p.transpose(0, 1, 3, 2) @ dctx)
+    grads[Q] = merge_heads(scale * (ds @ k))
+    grads[K] = merge_heads(scale * (ds.transpose(0, 1, 3, 2) @ q))
+    grads[V] = merge_heads(p.transpose(0, 1, 3, 2) @ dctx)
     inputs = {Q: xw, K: xw, V: xw, O: ctx}
     d = x.shape[-1]
     for i in (Q, K, V, O):
