@@ -1,7 +1,8 @@
 """The ``conv2d`` kernel and its VJP: definition vs Numba CPU vs CUDA (simulator), vs torch.
 
-The definition sums tap by tap (einsum), the CPU kernel by one BLAS GEMM, CUDA
-in float64 per output element: the orders differ, so backends agree within 1e-12
+The definition sums tap by tap (einsum), the CPU kernel by one BLAS GEMM, CUDA by the
+CPU's im2col bodies and a one-thread-per-element float64 GEMM: the orders differ, so
+backends agree within 1e-12
 (float64) / 1e-5 (float32), relative to the array's size, not bitwise.
 """
 import numpy as np
