@@ -1,0 +1,109 @@
+"""W2: the tagger's transformer-encoder ODE-block (pre-LN MHA + MLP), forward + gradient.
+
+refode's block is the ``ode`` layer of a ``ContinuousTagger(rate="pre_ln")``; the
+PyTorch peer is ``validation/torch_impl``'s ``EncoderBlock`` loaded with the tagger's
+state dict, the JAX peer the rate of ``validation/jax_impl/tagger.py`` on the tagger's
+``ode`` tree, jitted. The loss is ``sum(w * x(T))``; gradients with respect to the
+block's input and every coefficient array.
+"""
+import numpy as np
+
+from .common import GRADIENT_FACTOR, encoder_stage_flops, stages
+from .conv import Case, _compiled, peers
+
+
+def w2_flops(batch, length, width, ffn, n, scheme):
+    """``3 * N * s * encoder_stage_flops(B, L, D, F)``."""
+    return GRADIENT_FACTOR * n * stages(scheme) * encoder_stage_flops(batch, length, width, ffn)
+
+
+def jax_encoder(ode, x, cfg):
+    """``x(T)`` of the encoder ODE-block without padding (the rate of
+    ``validation.jax_impl.tagger.encode``, without the final norm and head)."""
+    import jax
+
+    from validation.jax_impl.common import at, integrate
+    from validation.jax_impl.tagger import attention, layer_norm
+
+    eps, heads = float(cfg["ln_eps"]), cfg["heads"]
+
+    def rate(y, support):
+        th = {name: at(c, support) for name, c in ode.items()}
+        u = layer_norm(y, th["ln1_gamma"], th["ln1_beta"], eps)
+        a = attention(u, th["attn_weights"], th.get("attn_biases"), heads, None)
+        z = y + a if cfg["rate"] == "paper" else y
+        v = layer_norm(z, th["ln2_gamma"], th["ln2_beta"], eps)
+        f = jax.nn.elu(v @ th["mlp_w1"].T + th["mlp_b1"]) @ th["mlp_w2"].T + th["mlp_b2"]
+        return a + f, None
+
+    return integrate(rate, x, cfg["basis"], cfg["n_basis"], cfg["scheme"], cfg["n_steps"],
+                     tuple(cfg["interval"]))[0]
+
+
+def w2(dtype, size, backend, libraries):
+    """W2 at ``size = {"batch", "length", "width", "heads", "ffn", "k", "n", "scheme"}``."""
+    from refode.models import ContinuousTagger
+
+    b, length, d, heads, ffn, k, n, scheme = (size[key] for key in (
+        "batch", "length", "width", "heads", "ffn", "k", "n", "scheme"))
+    tagger = ContinuousTagger(vocab_size=16, n_tags=4, width=d, heads=heads, ffn=ffn,
+                              n_basis=k, scheme=scheme, n_steps=n, rate="pre_ln",
+                              dtype=dtype, backend=backend, seed=0)
+    block = tagger.ode_blocks()["ode"]
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((b, length, d)).astype(dtype)
+    w = rng.standard_normal(x.shape).astype(dtype)
+    names = sorted(block.params)
+    case = Case(flops=w2_flops(b, length, d, ffn, n, scheme),
+                info={"size": size, "rate": "pre_ln"})
+
+    def refode_step():
+        h, cache = block.forward(x, True)
+        dx, grads = block.backward(cache, w)
+        return h, dx, grads
+
+    case.runs["refode"] = (refode_step, lambda r: {"h": r[0], "dx": r[1],
+                                                   **{f"d[{m}]": r[2][m] for m in names}})
+    found, case.skipped = peers(libraries)
+    if "pytorch" in found:
+        torch = found["pytorch"]
+        from refode.interop import torch as rt
+        from validation.torch_impl.tagger import TorchTagger
+
+        _, cfg, tdtype = rt.config(tagger)
+        module = TorchTagger(**cfg, dtype=tdtype)
+        module.load_state_dict(rt.state_dict(tagger))
+        enc = module.ode
+        tx, tw = torch.from_numpy(x), torch.from_numpy(w)
+
+        def torch_step():
+            for p in enc.parameters():
+                p.grad = None
+            xx = tx.clone().requires_grad_(True)
+            h = enc(xx, None)
+            (h * tw).sum().backward()
+            return h, xx.grad, {m: enc.get_parameter(m).grad for m in names}
+
+        case.runs["pytorch"] = (torch_step, lambda r: {
+            "h": r[0].detach().numpy(), "dx": r[1].numpy(),
+            **{f"d[{m}]": r[2][m].numpy() for m in names}})
+    if "jax" in found:
+        jax = found["jax"]
+        import jax.numpy as jnp
+        from refode.interop import jax as rj
+
+        params, _ = rj.trees(tagger)
+        cfg = rj.config(tagger)[1]
+        ode = params["ode"]
+
+        def loss(xx, pp, ww):
+            h = jax_encoder(pp, xx, cfg)
+            return jnp.sum(h * ww), h
+
+        grad = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)
+        jx, jw = jnp.asarray(x), jnp.asarray(w)
+        compiled, case.compile_s["jax"] = _compiled(jax, grad, jx, ode, jw)
+        case.runs["jax"] = (lambda: compiled(jx, ode, jw), lambda r: {
+            "h": np.asarray(r[0][1]), "dx": np.asarray(r[1][0]),
+            **{f"d[{m}]": np.asarray(v) for m, v in r[1][1].items()}})
+    return case
