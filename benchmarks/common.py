@@ -113,6 +113,21 @@ def agreement(ref, other, dtype):
             "worst_error": worst_error, "errors": errors}
 
 
+def block_run(block, x, w, names):
+    """refode's run of an ODE-block workload: ``(step, arrays)`` for ``Case.runs``.
+
+    ``step()`` is a training-mode forward of ``x`` and the VJP of ``sum(w * h(T))``;
+    ``arrays(result)`` names the output ``h``, the input gradient ``dx`` and the
+    coefficient gradients ``d[name]`` for every name of ``names``.
+    """
+    def step():
+        h, cache = block.forward(x, True)
+        dx, grads = block.backward(cache, w)
+        return h, dx, grads
+
+    return step, lambda r: {"h": r[0], "dx": r[1], **{f"d[{m}]": r[2][m] for m in names}}
+
+
 def gemm_gflops(n, dtype, repeats):
     """GFLOP/s of ``numpy.matmul`` of two ``(n, n)`` matrices (``2 n^3`` FLOPs), median."""
     import numpy as np

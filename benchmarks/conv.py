@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .common import GRADIENT_FACTOR, conv_flops, stages
+from .common import GRADIENT_FACTOR, block_run, conv_flops, stages
 
 
 @dataclass
@@ -93,13 +93,7 @@ def w1(dtype, size, backend, libraries):
     names = sorted(block.params)
     case = Case(flops=w1_flops(b, c, s, n), info={"size": size})
 
-    def refode_step():
-        h, cache = block.forward(x, True)
-        dx, grads = block.backward(cache, w)
-        return h, dx, grads
-
-    case.runs["refode"] = (refode_step, lambda r: {"h": r[0], "dx": r[1],
-                                                   **{f"d[{m}]": r[2][m] for m in names}})
+    case.runs["refode"] = block_run(block, x, w, names)
     found, case.skipped = peers(libraries)
     if "pytorch" in found:
         torch = found["pytorch"]

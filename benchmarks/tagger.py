@@ -8,7 +8,7 @@ block's input and every coefficient array.
 """
 import numpy as np
 
-from .common import GRADIENT_FACTOR, encoder_stage_flops, stages
+from .common import GRADIENT_FACTOR, block_run, encoder_stage_flops, stages
 from .conv import Case, _compiled, peers
 
 
@@ -57,13 +57,7 @@ def w2(dtype, size, backend, libraries):
     case = Case(flops=w2_flops(b, length, d, ffn, n, scheme),
                 info={"size": size, "rate": "pre_ln"})
 
-    def refode_step():
-        h, cache = block.forward(x, True)
-        dx, grads = block.backward(cache, w)
-        return h, dx, grads
-
-    case.runs["refode"] = (refode_step, lambda r: {"h": r[0], "dx": r[1],
-                                                   **{f"d[{m}]": r[2][m] for m in names}})
+    case.runs["refode"] = block_run(block, x, w, names)
     found, case.skipped = peers(libraries)
     if "pytorch" in found:
         torch = found["pytorch"]
