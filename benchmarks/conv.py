@@ -80,16 +80,23 @@ def w1_flops(batch, channels, side, n, scheme="euler"):
                                                                   channels, channels, 3)
 
 
+def w1_problem(dtype, size, backend):
+    """W1's block 1 (Euler, piecewise constant), its input ``x`` (B, C, S, S) and the
+    cotangent ``w`` (seeded), and the network: ``(net, block, x, w)``; ``size`` has "batch",
+    "channels", "side", "k" (= K) and "n" (= N)."""
+    b, c, s, k, n = (size[key] for key in ("batch", "channels", "side", "k", "n"))
+    net = conv_net((c,), k, n, "euler", dtype, backend)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((b, c, s, s)).astype(dtype)
+    return net, net.ode_blocks()["block1"], x, rng.standard_normal(x.shape).astype(dtype)
+
+
 def w1(dtype, size, backend, libraries):
     """W1 at ``size = {"batch", "channels", "side", "k", "n"}``: forward in training mode
     (batch statistics, running statistics refitted) + gradient of ``sum(w * h(T))`` with
     respect to the input and every coefficient array."""
-    b, c, s, k, n = (size[key] for key in ("batch", "channels", "side", "k", "n"))
-    net = conv_net((c,), k, n, "euler", dtype, backend)
-    block = net.ode_blocks()["block1"]
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((b, c, s, s)).astype(dtype)
-    w = rng.standard_normal(x.shape).astype(dtype)
+    b, c, s, _, n = (size[key] for key in ("batch", "channels", "side", "k", "n"))
+    net, block, x, w = w1_problem(dtype, size, backend)
     names = sorted(block.params)
     case = Case(flops=w1_flops(b, c, s, n), info={"size": size})
 
@@ -206,12 +213,8 @@ def m1(dtype, size, backend, slots):
     from refode.models.conv import ConvRate
     from refode.models.stateful import StatefulODEBlock
 
-    b, c, s, k, n = (size[key] for key in ("batch", "channels", "side", "k", "n"))
-    net = conv_net((c,), k, n, "euler", dtype, backend)
-    base = net.ode_blocks()["block1"]
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal((b, c, s, s)).astype(dtype)
-    w = rng.standard_normal(x.shape).astype(dtype)
+    _, base, x, w = w1_problem(dtype, size, backend)
+    n = size["n"]
     rate = ConvRate(True, base.rate_scale, base.backend)
     calls = {"forward": lambda: odeint(rate, x, dict(base.params), base.basis,
                                        scheme=base.scheme, n_steps=n, check_finite=False)}

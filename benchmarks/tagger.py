@@ -20,22 +20,10 @@ def w2_flops(batch, length, width, ffn, n, scheme):
 def jax_encoder(ode, x, cfg):
     """``x(T)`` of the encoder ODE-block without padding (the rate of
     ``validation.jax_impl.tagger.encode``, without the final norm and head)."""
-    import jax
+    from validation.jax_impl.common import integrate
+    from validation.jax_impl.tagger import encoder_rate
 
-    from validation.jax_impl.common import at, integrate
-    from validation.jax_impl.tagger import attention, layer_norm
-
-    eps, heads = float(cfg["ln_eps"]), cfg["heads"]
-
-    def rate(y, support):
-        th = {name: at(c, support) for name, c in ode.items()}
-        u = layer_norm(y, th["ln1_gamma"], th["ln1_beta"], eps)
-        a = attention(u, th["attn_weights"], th.get("attn_biases"), heads, None)
-        z = y + a if cfg["rate"] == "paper" else y
-        v = layer_norm(z, th["ln2_gamma"], th["ln2_beta"], eps)
-        f = jax.nn.elu(v @ th["mlp_w1"].T + th["mlp_b1"]) @ th["mlp_w2"].T + th["mlp_b2"]
-        return a + f, None
-
+    rate = encoder_rate(ode, cfg, None)
     return integrate(rate, x, cfg["basis"], cfg["n_basis"], cfg["scheme"], cfg["n_steps"],
                      tuple(cfg["interval"]))[0]
 

@@ -54,11 +54,11 @@ def attention(u, w, bias, heads, padded):
     return proj(3, ctx)
 
 
-def encode(params, e, padded, cfg):
-    """Logits ``(B, L, n_tags)`` from the embedded input ``e`` (7.1 steps 2-4)."""
+def encoder_rate(ode, cfg, pad):
+    """The encoder rate ``(x, support) -> (dx/dt, None)`` of the ODE-block (7.2): weights
+    ``ode`` (name -> (K, ...)) at the stage's support; ``pad`` (B, L) bool or None zeroes
+    the rate at padded positions."""
     eps, heads = float(cfg["ln_eps"]), cfg["heads"]
-    ode = params["ode"]
-    pad = padded if bool(np.asarray(padded).any()) else None
 
     def rate(x, support):
         th = {name: at(c, support) for name, c in ode.items()}
@@ -70,9 +70,18 @@ def encode(params, e, padded, cfg):
         r = a + f
         return (r if pad is None else jnp.where(pad[..., None], 0.0, r)), None
 
+    return rate
+
+
+def encode(params, e, padded, cfg):
+    """Logits ``(B, L, n_tags)`` from the embedded input ``e`` (7.1 steps 2-4)."""
+    ode = params["ode"]
+    pad = padded if bool(np.asarray(padded).any()) else None
+    rate = encoder_rate(ode, cfg, pad)
+
     h, _ = integrate(rate, e, cfg["basis"], cfg["n_basis"], cfg["scheme"], cfg["n_steps"],
                      tuple(cfg["interval"]))
-    y = layer_norm(h, params["norm"]["gamma"], params["norm"]["beta"], eps)
+    y = layer_norm(h, params["norm"]["gamma"], params["norm"]["beta"], float(cfg["ln_eps"]))
     return y @ params["head"]["weight"].T + params["head"]["bias"]
 
 
