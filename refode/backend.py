@@ -12,6 +12,18 @@ kernels. CUDA kernels take host or device arrays: :meth:`Backend.to_device` move
 array once so that later kernel calls do not copy it again, :meth:`Backend.to_host`
 brings a result back. Getting the CUDA backend imports ``numba.cuda``; importing
 refode never does.
+
+Array operations that follow their arrays
+-----------------------------------------
+The integrator and the models compute between kernels with the functions below. Each
+takes host (NumPy) or device arrays and computes where they are: for host arrays it
+*is* the NumPy expression named in its docstring (same operations, same order: the CPU
+path is bitwise what it was), for device arrays it launches the elementwise CUDA
+kernels of :mod:`refode.kernels.cuda._elementwise` and the result stays on the device.
+A device array never meets NumPy arithmetic, so no host round trip happens between
+two kernels: :func:`on_device`, :func:`empty`, :func:`empty_like`, :func:`zeros_like`,
+:func:`contiguous`, :func:`add`, :func:`scale`, :func:`axpy`, :func:`add_scaled`
+(in place), :func:`copy`, :func:`stack`, :func:`concatenate`, :func:`to_host`.
 """
 import numpy as np
 
@@ -60,7 +72,115 @@ class Backend:
 
     def to_host(self, x):
         """``x`` as a NumPy array (a device array is copied back)."""
-        return x.copy_to_host() if hasattr(x, "copy_to_host") else np.asarray(x)
+        return to_host(x)
+
+    @property
+    def device(self):
+        """True when this backend computes on device arrays (``"cuda"``)."""
+        return self.name == "cuda"
+
+    def empty(self, shape, dtype):
+        """An uninitialised array where this backend computes (``np.empty`` on the host)."""
+        if not self.device:
+            return np.empty(shape, dtype=dtype)
+        return _device().empty(shape, dtype)
+
+
+def on_device(x):
+    """True for a CUDA device array (real or simulated), False for host arrays and None."""
+    return hasattr(x, "copy_to_host")
+
+
+def _device():
+    """The elementwise CUDA kernels (imported on first use of a device array)."""
+    from .kernels.cuda import _elementwise
+
+    return _elementwise
+
+
+def to_host(x):
+    """``x`` as a NumPy array: a device array is copied back (``np.asarray`` otherwise)."""
+    return x.copy_to_host() if on_device(x) else np.asarray(x)
+
+
+def to_device_like(x, like):
+    """``x`` on the device if ``like`` is a device array (copied once), else ``x``."""
+    if on_device(like) and not on_device(x) and x is not None:
+        from .kernels.cuda import cuda_module, to_device
+
+        return to_device(cuda_module(), x)
+    return x
+
+
+def empty(shape, dtype, like):
+    """``np.empty(shape, dtype=dtype)``, on the device when ``like`` is a device array."""
+    if on_device(like):
+        return _device().empty(shape, dtype)
+    return np.empty(shape, dtype=dtype)
+
+
+def empty_like(x):
+    """``np.empty_like(x)`` where ``x`` is."""
+    return _device().empty_like(x) if on_device(x) else np.empty_like(x)
+
+
+def zeros_like(x):
+    """``np.zeros_like(x)`` where ``x`` is."""
+    return _device().zeros_like(x) if on_device(x) else np.zeros_like(x)
+
+
+def contiguous(x, like=None):
+    """``np.ascontiguousarray(x)``; on the device if ``x`` or ``like`` is a device array
+    (a host ``x`` is then copied there once; ``None`` stays ``None``)."""
+    if on_device(x):
+        return _device().contiguous(x)
+    if on_device(like):
+        return None if x is None else to_device_like(x, like)
+    return np.ascontiguousarray(x)
+
+
+def add(a, b):
+    """``a + b`` (the other operand is moved to the device if one is there)."""
+    if on_device(a) or on_device(b):
+        return _device().add(to_device_like(a, b), to_device_like(b, a))
+    return a + b
+
+
+def scale(w, a):
+    """``w * a`` for a Python number ``w`` (cast to the dtype of ``a`` on the device)."""
+    return _device().scale(w, a) if on_device(a) else w * a
+
+
+def axpy(a, w, b):
+    """``a + w * b`` for a Python number ``w``."""
+    if on_device(a) or on_device(b):
+        return _device().axpy(to_device_like(a, b), w, to_device_like(b, a))
+    return a + w * b
+
+
+def add_scaled(out, w, b):
+    """``out += w * b`` in place (``out`` may be a view, such as ``g[k]``)."""
+    if on_device(out):
+        _device().axpy(out, w, to_device_like(b, out), out=out)
+    else:
+        out += w * b
+
+
+def copy(x):
+    """``np.array(x)``: a new array where ``x`` is."""
+    return _device().copy(x) if on_device(x) else np.array(x)
+
+
+def stack(arrays):
+    """``np.stack(arrays)`` where the first array is (one device array for device arrays)."""
+    return _device().stack(arrays) if on_device(arrays[0]) else np.stack(arrays)
+
+
+def concatenate(arrays):
+    """``np.concatenate([a.ravel() for a in arrays])`` where the first array is."""
+    if on_device(arrays[0]):
+        return _device().concatenate(arrays)
+    return np.concatenate([a.ravel() for a in arrays])
 
 
 def _cuda_problem():

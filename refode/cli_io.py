@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 
 from . import _cli_args
+from .backend import NAMES as BACKENDS
 from .errors import RefodeError, RefodeWarning
 from .io import load, save
 from .io import golden as golden_io
@@ -60,6 +61,7 @@ exit code: 0 when every array passes, 1 when any fails, 2 for bad input.
   refode eval net.h5 --data test.npz                   # x, y arrays
   refode eval net.h5 --data t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz
   refode eval net.h5 --data test.npz --scheme rk4 --n-steps 4
+  refode eval net.h5 --data test.npz --backend cuda   # on the GPU
 """,
     "convergence": """examples:
   refode convergence net.h5                            # the model's scheme, N .. 8N
@@ -161,7 +163,7 @@ def _check_stats(model, allow):
 def _cmd_golden(args):
     _cli_args.check_output("-o", args.output, [args.model, args.inputs], "refode-golden",
                            args.force)
-    model = load(args.model)
+    model = load(args.model, backend=args.backend)
     if args.inputs is not None:
         if args.seed is not None or args.batch is not None:
             raise RefodeError("pass either --inputs or --seed/--batch, not both")
@@ -220,7 +222,7 @@ def _checked_data(model, x, y, paths):
 
 
 def _cmd_eval(args):
-    model = load(args.model)
+    model = load(args.model, backend=args.backend)
     if args.scheme or args.n_steps:
         model = model.rediscretize(scheme=args.scheme, n_steps=args.n_steps)
     family, cfg = config_of(model)
@@ -287,6 +289,14 @@ def _add(sub, name, help_text, func):
     return parser
 
 
+def _add_backend(parser):
+    """``--backend`` of the commands that compute (default: the file's)."""
+    parser.add_argument("--backend", choices=BACKENDS, metavar="BACKEND",
+                        help=f"kernels to run: {', '.join(BACKENDS)} (default: the one the "
+                        "file records, cpu for older files); cuda needs numba-cuda and a GPU "
+                        "(or NUMBA_ENABLE_CUDASIM=1)")
+
+
 def add_commands(sub):
     """Register the file commands on the subparsers ``sub`` of ``refode``."""
     p = _add(sub, "info", "summarise a weight or golden file", _cmd_info)
@@ -325,6 +335,7 @@ def add_commands(sub):
     p.add_argument("--atol", type=_nonnegative_float, help="stored tolerance (dtype default)")
     p.add_argument("--force", action="store_true",
                    help="overwrite GOLDEN.h5 even if it is an input or not a golden file")
+    _add_backend(p)
     p = _add(sub, "check", "compare a candidate file with a golden file", _cmd_check)
     p.add_argument("golden", metavar="GOLDEN.h5")
     p.add_argument("candidate", metavar="CANDIDATE.h5")
@@ -338,6 +349,7 @@ def add_commands(sub):
     p.add_argument("--n-steps", type=_cli_args.N_STEPS, metavar="N",
                    help="integrate with N steps")
     p.add_argument("--limit", type=_positive, help="evaluate only the first LIMIT samples")
+    _add_backend(p)
     p = _add(sub, "convergence", "output differences as the discretization refines",
              _cmd_convergence)
     p.add_argument("model", metavar="MODEL.h5")

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _validate, limits
+from ..backend import get as get_backend, on_device, to_host
 from ..bases import Basis, basis as make_basis
 from ..errors import BasisError, RefodeError, ShapeError
 from .grid import stage_grid
@@ -28,6 +29,9 @@ class Problem:
     basis : refode.Basis
     tab : refode.Tableau
     n_steps : int
+    host : bool
+        Whether results go back to the host (the caller passed a host ``h0``); with
+        ``backend="cuda"`` ``h0`` and the coefficients are device arrays.
     """
 
     rate: object
@@ -36,6 +40,11 @@ class Problem:
     basis: Basis
     tab: Tableau
     n_steps: int
+    host: bool = True
+
+    def result(self, x):
+        """``x`` where the caller's ``h0`` was: copied back to the host if it was there."""
+        return to_host(x) if self.host and on_device(x) else x
 
     def grid(self, direction="forward"):
         """The cached :class:`~refode.integrate.grid.StageGrid` of this problem."""
@@ -43,12 +52,17 @@ class Problem:
 
 
 def prepare(rate, h0, coefficients, basis, scheme, n_steps, interval, needs=("forward",),
-            check_finite=True):
+            check_finite=True, backend="cpu"):
     """Validate the common inputs and return a :class:`Problem`.
 
     ``check_finite=False`` lets NaN and Inf in ``h0`` and the coefficients through
     (they propagate): for states a model computed, never for what a caller passes.
+    ``backend="cuda"``: :func:`on_the_device` moves the arrays to the device once.
     """
+    backend = get_backend(backend)
+    if backend.device:
+        return on_the_device(rate, h0, coefficients, basis, scheme, n_steps, interval, needs,
+                             check_finite, backend)
     for method in needs:
         if not callable(getattr(rate, method, None)):
             raise RefodeError(
@@ -70,6 +84,51 @@ def prepare(rate, h0, coefficients, basis, scheme, n_steps, interval, needs=("fo
         tab=tab,
         n_steps=n_steps,
     )
+
+
+def on_the_device(rate, h0, coefficients, basis, scheme, n_steps, interval, needs,
+                  check_finite, backend):
+    """The :class:`Problem` of ``backend="cuda"``: validated as on the host, then ``h0``
+    and the coefficients copied to the device once (device arrays stay there).
+
+    A device ``h0`` (a model's state between layers) is checked for its shape and
+    dtype only (never for finiteness: that would copy it back); results then stay on
+    the device. The rate must compute on the device (its ``backend`` is CUDA's).
+    """
+    if getattr(getattr(rate, "backend", None), "name", None) != backend.name:
+        raise RefodeError(
+            f"backend='cuda' integrates on the device, but the rate {type(rate).__name__} "
+            "does not compute there; build it with backend='cuda' (ConvRate, the encoder "
+            "rates of refode.models.transformer), or integrate with backend='cpu'")
+    host = not on_device(h0)
+    if host:
+        problem = prepare(rate, h0, coefficients, basis, scheme, n_steps, interval, needs,
+                          check_finite)
+        h0, coefficients = problem.h0, problem.coefficients
+    else:
+        for method in needs:
+            if not callable(getattr(rate, method, None)):
+                raise RefodeError(f"`rate` has no method `{method}`")
+        basis = _as_basis(basis, interval)
+        problem = Problem(rate, h0, {}, basis, tableau(scheme), limits.n_steps(n_steps))
+        coefficients = {k: v if on_device(v) else _validate.leading(
+            _validate.as_array(v, f"coefficients[{k!r}]", check_finite=check_finite),
+            basis.n, f"coefficients[{k!r}]") for k, v in _device_dict(coefficients).items()}
+        _check_theta(rate, h0, coefficients)
+        dtypes = {np.dtype(v.dtype) for v in coefficients.values()} | {np.dtype(h0.dtype)}
+        if len(dtypes) != 1:
+            raise ShapeError(f"`h0` on the device has dtype {h0.dtype} and the coefficients "
+                             f"{sorted(map(str, dtypes))}; pass them in one dtype")
+    return Problem(rate=rate, h0=backend.to_device(h0),
+                   coefficients={k: backend.to_device(v) for k, v in coefficients.items()},
+                   basis=problem.basis, tab=problem.tab, n_steps=problem.n_steps, host=host)
+
+
+def _device_dict(coefficients):
+    if not isinstance(coefficients, dict) or not coefficients:
+        raise ShapeError("`coefficients` must be a non-empty dict name -> array of shape "
+                         f"(K, ...), got {type(coefficients).__name__}")
+    return coefficients
 
 
 def interval_of(interval, t0, t1):
@@ -124,7 +183,7 @@ def _check_theta(rate, h0, coefficients):
     shapes_of = getattr(rate, "theta_shapes", None)
     if not callable(shapes_of):
         return
-    expected = shapes_of(h0.shape)
+    expected = shapes_of(tuple(h0.shape))
     missing, extra = sorted(set(expected) - set(coefficients)), sorted(
         set(coefficients) - set(expected))
     if missing or extra:

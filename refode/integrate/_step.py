@@ -9,16 +9,20 @@ The arithmetic is fixed here, once, for every tableau (no per-method branches):
   it costs an array), so Euler is ``h + dt * k_0``: a ResNet block, bit for bit.
 
 Every strategy of the discrete adjoint calls these functions, so forward
-recomputation reproduces the stored stages bitwise.
+recomputation reproduces the stored stages bitwise. The arithmetic goes through
+:func:`refode.backend.add` and :func:`refode.backend.scale`: NumPy's ``+`` and ``*``
+for host arrays, the elementwise CUDA kernels for device arrays (which stay there).
 """
 import functools
+
+from ..backend import add, scale
 
 #: a weight that is applied without multiplying.
 UNIT = 1.0
 
 
 def _term(weight, vector):
-    return vector if weight == UNIT else weight * vector
+    return vector if weight == UNIT else scale(weight, vector)
 
 
 def combination(terms):
@@ -32,7 +36,7 @@ def combination(terms):
     weight, vector = terms[0]
     acc = _term(weight, vector)
     for weight, vector in terms[1:]:
-        acc = acc + _term(weight, vector)
+        acc = add(acc, _term(weight, vector))
     return acc
 
 
@@ -40,7 +44,7 @@ def increment(h, dt, terms):
     """``h + dt * sum_q w_q v_q``; ``h`` itself when ``terms`` is empty."""
     if not terms:
         return h
-    return h + dt * combination(terms)
+    return add(h, scale(dt, combination(terms)))
 
 
 @functools.lru_cache(maxsize=None)
@@ -125,5 +129,5 @@ def rk_step_vjp(stage_vjp, stages, dt, tab, lam):
     acc = lam
     for y in ybar:
         if y is not None:
-            acc = acc + y
+            acc = add(acc, y)
     return acc

@@ -20,6 +20,8 @@ it at the order of the tableau; it is not the gradient of the computed ``h(t1)``
 import numpy as np
 
 from .. import _validate
+from ..backend import add_scaled, concatenate, get as get_backend, on_device, scale
+from ..backend import zeros_like
 from ..errors import RefodeError, ShapeError
 from ._step import rk_step, rk_step_vjp
 from .checkpoint import CheckpointStats, strategy
@@ -35,7 +37,7 @@ DEFAULT_CHECKPOINT = "all"
 def gradient(
     rate, h0, coefficients, basis, dloss_dhT, *, scheme="euler", n_steps, interval=None,
     t0=None, t1=None, adjoint=None, method=None, checkpoint=DEFAULT_CHECKPOINT, slots=None,
-    stats=None, observer=None, check_finite=True,
+    stats=None, observer=None, check_finite=True, backend="cpu",
 ):
     """Gradient of a loss of ``h(t1)`` with respect to ``h0`` and the coefficients.
 
@@ -62,6 +64,11 @@ def gradient(
         recomputations or the reverse pass; :mod:`refode.integrate.odeint`).
     check_finite : bool
         As for :func:`refode.odeint`; also applies to ``dloss_dhT``.
+    backend : {"cpu", "reference", "cuda"} or refode.backend.Backend
+        As for :func:`refode.odeint`: with ``"cuda"`` the forward sweep, the stored
+        stages and the whole reverse sweep stay on the device (``dloss_dhT`` is
+        copied there once); the gradients come back once (stay there for a device
+        ``h0``).
 
     Returns
     -------
@@ -72,7 +79,8 @@ def gradient(
     """
     kind, name = _adjoint(adjoint, method)
     problem = prepare(rate, h0, coefficients, basis, scheme, n_steps,
-                      interval_of(interval, t0, t1), ("forward", "vjp"), check_finite)
+                      interval_of(interval, t0, t1), ("forward", "vjp"), check_finite,
+                      backend)
     check_observer(observer)
     lam = _cotangent(dloss_dhT, problem.h0, check_finite)
     if kind == "continuous":
@@ -80,19 +88,26 @@ def gradient(
             raise RefodeError(
                 f"`checkpoint` and `slots` apply to {name}='discrete' only; leave them out "
                 f"for {name}='continuous'")
-        return _continuous(problem, lam, observer)
+        return _results(problem, *_continuous(problem, lam, observer))
     plan = strategy(checkpoint, slots)
     stats = CheckpointStats() if stats is None else stats
     stats.start(plan.name, problem.n_steps)
     sweep = _DiscreteSweep(problem, stats, observer)
     _, memory = plan.forward(sweep, problem.h0)
     dh0 = plan.reverse(sweep, memory, lam, consume=True)
-    return check_state(dh0, problem.h0, "rate.vjp"), sweep.grads
+    return _results(problem, check_state(dh0, problem.h0, "rate.vjp"), sweep.grads)
+
+
+def _results(problem, dh0, grads):
+    """``(dh0, grads)`` where the caller's ``h0`` was (copied back from the device if it
+    was on the host)."""
+    return problem.result(dh0), {k: problem.result(v) for k, v in grads.items()}
 
 
 def vjp(
     rate, h0, coefficients, basis, *, scheme="euler", n_steps, interval=None, t0=None,
     t1=None, checkpoint=DEFAULT_CHECKPOINT, slots=None, observer=None, check_finite=True,
+    backend="cpu",
 ):
     """One forward pass now, the exact (discrete-adjoint) reverse pass on demand.
 
@@ -114,6 +129,8 @@ def vjp(
     checkpoint : {"all", "steps", "binomial"} or a strategy object
     slots : int, optional
         Required by (and only allowed with) ``checkpoint="binomial"``.
+    backend : {"cpu", "reference", "cuda"} or refode.backend.Backend
+        As for :func:`gradient`; ``backward``'s results are where ``h0`` was.
 
     Returns
     -------
@@ -125,7 +142,8 @@ def vjp(
         be called several times (each call starts from zero gradients).
     """
     problem = prepare(rate, h0, coefficients, basis, scheme, n_steps,
-                      interval_of(interval, t0, t1), ("forward", "vjp"), check_finite)
+                      interval_of(interval, t0, t1), ("forward", "vjp"), check_finite,
+                      backend)
     check_observer(observer)
     plan = strategy(checkpoint, slots)
     stats = CheckpointStats()
@@ -136,10 +154,11 @@ def vjp(
 
     def backward(dloss_dhT):
         lam = _cotangent(dloss_dhT, problem.h0, check_finite)
-        sweep.grads = {k: np.zeros_like(v) for k, v in problem.coefficients.items()}
-        return check_state(plan.reverse(sweep, memory, lam), problem.h0, "rate.vjp"), sweep.grads
+        sweep.grads = {k: zeros_like(v) for k, v in problem.coefficients.items()}
+        return _results(problem, check_state(plan.reverse(sweep, memory, lam), problem.h0,
+                                             "rate.vjp"), sweep.grads)
 
-    return hT, backward
+    return problem.result(hT), backward
 
 
 def _adjoint(adjoint, method):
@@ -155,7 +174,11 @@ def _adjoint(adjoint, method):
 
 
 def _cotangent(dloss_dhT, h0, check_finite=True):
-    """``dL/dh(t1)`` validated against ``h0`` and cast to the problem's dtype."""
+    """``dL/dh(t1)`` validated against ``h0`` and cast to the problem's dtype (copied to
+    the device once for a device ``h0``; a device cotangent is checked for its shape and
+    dtype only)."""
+    if on_device(dloss_dhT):
+        return _device_cotangent(dloss_dhT, h0)
     lam = _validate.as_array(dloss_dhT, "dloss_dhT", allow_complex=True,
                              check_finite=check_finite)
     if lam.shape != h0.shape:
@@ -168,7 +191,17 @@ def _cotangent(dloss_dhT, h0, check_finite=True):
             f"`dloss_dhT` has dtype {lam.dtype} but h0 and the coefficients compute in "
             f"{h0.dtype}; pass dL/dh(t1) in that dtype (or cast h0 to {lam.dtype})"
         )
-    return lam.astype(h0.dtype, copy=False)
+    lam = lam.astype(h0.dtype, copy=False)
+    return get_backend("cuda").to_device(lam) if on_device(h0) else lam
+
+
+def _device_cotangent(dloss_dhT, h0):
+    """A device ``dL/dh(t1)``, checked against ``h0`` for its shape and dtype."""
+    if tuple(dloss_dhT.shape) != tuple(h0.shape) or dloss_dhT.dtype != h0.dtype:
+        raise ShapeError(f"`dloss_dhT` on the device has shape {tuple(dloss_dhT.shape)} and "
+                         f"dtype {dloss_dhT.dtype}; pass dL/dh(t1) like h0: shape "
+                         f"{tuple(h0.shape)}, dtype {h0.dtype}")
+    return dloss_dhT
 
 
 class _DiscreteSweep:
@@ -180,7 +213,7 @@ class _DiscreteSweep:
         self.n_steps = problem.n_steps
         self.stats = stats
         self.observer = observer
-        self.grads = {k: np.zeros_like(v) for k, v in problem.coefficients.items()}
+        self.grads = {k: zeros_like(v) for k, v in problem.coefficients.items()}
 
     def advance(self, n, h, stages=None, observe=False):
         """State after step ``n`` from ``h``.
@@ -219,8 +252,13 @@ class _DiscreteSweep:
 
 
 def _accumulate(grads, support, thetabar, sign):
-    """``grads[name][k] += sign * phi_k * thetabar[name]`` over the support."""
+    """``grads[name][k] += sign * phi_k * thetabar[name]`` over the support (on the
+    device for device gradients: :func:`refode.backend.add_scaled`)."""
     for name, g in grads.items():
+        if on_device(g):
+            for k, w in zip(*support):
+                add_scaled(g[k], sign * w, thetabar[name])
+            continue
         for k, w in zip(*support):
             g[k] += (sign * w) * thetabar[name]
 
@@ -232,7 +270,7 @@ def _continuous(problem, lam, observer=None):
     for n in range(problem.n_steps):
         h_t1 = advance(problem, grid, n, h_t1, observer=observer)
     layout = _Layout(problem)
-    z = layout.pack(h_t1, lam, {k: np.zeros_like(v) for k, v in problem.coefficients.items()})
+    z = layout.pack(h_t1, lam, {k: zeros_like(v) for k, v in problem.coefficients.items()})
     back = problem.grid("backward")
     for m in range(problem.n_steps):
         z = rk_step(_augmented_rate(problem, back, m, layout), z, back.dt, problem.tab)
@@ -249,9 +287,9 @@ def _augmented_rate(problem, grid, m, layout):
         theta = theta_at_support(problem.coefficients, supports[i])
         dh = problem.rate.forward(float(times[i]), h, theta)
         ah, atheta = problem.rate.vjp(float(times[i]), h, theta, a)
-        dg = {k: np.zeros_like(v) for k, v in problem.coefficients.items()}
+        dg = {k: zeros_like(v) for k, v in problem.coefficients.items()}
         _accumulate(dg, supports[i], atheta, -1.0)
-        return layout.pack(dh, -ah, dg)
+        return layout.pack(dh, scale(-1.0, ah) if on_device(ah) else -ah, dg)
 
     return stage_rate
 
@@ -267,6 +305,8 @@ class _Layout:
         self.offsets = np.cumsum([0] + sizes)
 
     def pack(self, h, a, g):
+        if on_device(h):
+            return concatenate([h, a] + [g[k] for k in self.names])
         return np.concatenate([h.ravel(), a.ravel()] + [g[k].ravel() for k in self.names])
 
     def unpack(self, z):

@@ -51,11 +51,12 @@ and a stateful layer learns every stage's position from the integrator.
 :class:`refode.rates.DenseTanh` implements the required pair and ``theta_shapes``;
 :class:`refode.models.conv.ConvRate` the extensions.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import numpy as np
 
+from ..backend import concatenate, on_device, stack, to_host
 from ._problem import check_observer, check_state, interval_of, prepare
 from ._step import rk_step
 from .grid import stage_at
@@ -141,7 +142,8 @@ def advance(problem, grid, n, h, stages=None, saved=None, observer=None):
 
 
 def odeint(rate, h0, coefficients, basis, *, scheme="euler", n_steps, interval=None,
-           t0=None, t1=None, observer=None, trajectory=False, check_finite=True):
+           t0=None, t1=None, observer=None, trajectory=False, check_finite=True,
+           backend="cpu"):
     """Integrate the ODE-block ``dh/dt = R(theta(t), h)`` and return ``h(t1)``.
 
     Parameters
@@ -173,11 +175,19 @@ def odeint(rate, h0, coefficients, basis, *, scheme="euler", n_steps, interval=N
         convention). The models pass False for the states between their layers, so
         that a NaN the network computed (a compressed variance that went negative)
         propagates to the logits, where it is counted, instead of stopping the run.
+    backend : {"cpu", "reference", "cuda"} or refode.backend.Backend
+        Where the integrator computes. ``"cpu"`` (and ``"reference"``): NumPy on the
+        host, whatever kernels the rate runs. ``"cuda"``: ``h0`` and the coefficients
+        are copied to the device once, every stage and step runs there (the rate must
+        compute on the device: built with ``backend="cuda"``), and the result is
+        copied back once; a device ``h0`` (checked for shape and dtype only) gives a
+        device result. The observer then sees device arrays in ``stage.stats``.
 
     Returns
     -------
     ndarray, shape of ``h0``, in the common dtype of ``h0`` and the coefficients
-    (a :class:`Solution` with ``trajectory=True``).
+    (a :class:`Solution` with ``trajectory=True``), on the host unless ``h0`` was a
+    device array.
 
     Notes
     -----
@@ -185,7 +195,8 @@ def odeint(rate, h0, coefficients, basis, *, scheme="euler", n_steps, interval=N
     ``h = h + dt * R(t_k, h, {name: c[k]})`` for ``k = 0 .. K-1``: a ResNet, bit for bit.
     """
     problem = prepare(rate, h0, coefficients, basis, scheme, n_steps,
-                      interval_of(interval, t0, t1), check_finite=check_finite)
+                      interval_of(interval, t0, t1), check_finite=check_finite,
+                      backend=backend)
     check_observer(observer)
     grid = problem.grid()
     h, ys, seen = problem.h0, [problem.h0], []
@@ -197,11 +208,33 @@ def odeint(rate, h0, coefficients, basis, *, scheme="euler", n_steps, interval=N
         if trajectory:
             ys.append(h)
     if not trajectory:
-        return h
+        return problem.result(h)
     basis, n_steps = problem.basis, problem.n_steps
     ts = np.array([basis.t0 + float(Fraction(n, n_steps)) * basis.length
                    for n in range(n_steps + 1)])
-    return Solution(ts=ts, ys=np.stack(ys), stages=seen)
+    if problem.host:
+        seen = host_stats(seen)
+    return Solution(ts=ts, ys=problem.result(stack(ys)), stages=seen)
+
+
+def host_stats(stages):
+    """``stages`` with device arrays in their ``stats`` copied to the host in one
+    transfer (the stats of every stage concatenated on the device); host stats as given."""
+    arrays = [a for stage in stages for a in _parts(stage.stats) if on_device(a)]
+    if not arrays:
+        return stages
+    flat, start, out = to_host(concatenate(arrays)), 0, []
+    for stage in stages:
+        if not _parts(stage.stats):
+            out.append(stage)
+            continue
+        moved = []
+        for a in stage.stats:
+            if on_device(a):
+                a, start = flat[start:start + a.size].reshape(a.shape), start + a.size
+            moved.append(a)
+        out.append(replace(stage, stats=type(stage.stats)(moved)))
+    return out
 
 
 def _both(first, second):
@@ -216,3 +249,8 @@ def _both(first, second):
     return observe
 
 
+
+
+def _parts(stats):
+    """The arrays of a stage's ``stats`` when it is a tuple or list of them, else ()."""
+    return tuple(stats) if isinstance(stats, (tuple, list)) else ()

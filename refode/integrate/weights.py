@@ -22,6 +22,7 @@ from fractions import Fraction
 import numpy as np
 
 from .. import _validate
+from ..backend import axpy, on_device, scale, zeros_like
 from ..bases import Basis, basis as make_basis
 from ..errors import BasisError, RefodeError, ShapeError
 
@@ -61,9 +62,12 @@ def theta_at_support(coefficients, support):
 
     Returns
     -------
-    dict name -> ``shape`` ndarray, in each coefficient array's dtype.
+    dict name -> ``shape`` ndarray, in each coefficient array's dtype (device arrays
+    for device coefficients: :func:`_on_device`).
     """
     idx, weights = support
+    if any(on_device(c) for c in coefficients.values()):
+        return _on_device(coefficients, idx, weights)
     theta = {}
     for name, c in coefficients.items():
         if not idx:  # every phi_k vanishes here
@@ -72,6 +76,22 @@ def theta_at_support(coefficients, support):
         acc = weights[0] * c[idx[0]]
         for k, w in zip(idx[1:], weights[1:]):
             acc = acc + w * c[k]
+        theta[name] = acc
+    return theta
+
+
+def _on_device(coefficients, idx, weights):
+    """:func:`theta_at_support` of device coefficients, on the device, the same
+    arithmetic in the coefficients' dtype (the elementwise kernels of
+    :mod:`refode.kernels.cuda._elementwise`)."""
+    theta = {}
+    for name, c in coefficients.items():
+        if not idx:
+            theta[name] = zeros_like(c[0])
+            continue
+        acc = scale(weights[0], c[idx[0]])
+        for k, w in zip(idx[1:], weights[1:]):
+            acc = axpy(acc, w, c[k])
         theta[name] = acc
     return theta
 

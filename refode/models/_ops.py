@@ -3,17 +3,29 @@
 Kernels take preallocated outputs (passed last) and trust their inputs; the functions
 here allocate the outputs, make inputs C-contiguous and return results in the dtype of
 their first argument, so that layers read as formulas. ``backend``: the layer's.
+
+Outputs are allocated where the first input is: NumPy arrays for host inputs (the
+CPU path), device arrays for device inputs, so a model on the CUDA backend keeps its
+activations on the device from layer to layer; a host weight passed with a device
+input is copied to the device once for the call (:func:`refode.backend.contiguous`).
 """
 import numpy as np
 
 from .. import kernels
+from ..backend import contiguous, empty, empty_like, on_device, to_device_like
 from ..constants import BN_EPS as EPS, IGNORE_INDEX, KEEP, MOMENTUM  # noqa: F401  (re-exported)
 
 #: the backend of a layer built without one.
 BACKEND = "cpu"
 
 
-_k, _c = kernels.get, np.ascontiguousarray   # a kernel by name; a C-contiguous input
+_k = kernels.get   # a kernel by name
+
+
+def _c(x, like=None):
+    """``x`` C-contiguous (``np.ascontiguousarray`` on the host), on the device when
+    ``x`` or ``like`` is there."""
+    return contiguous(x, like)
 
 
 def same_padding(size, k, stride):
@@ -45,6 +57,10 @@ def _pad_input(x, pad):
     (top, bottom), (left, right) = pad
     if top == bottom == left == right:
         return x, top
+    if on_device(x):
+        from ..kernels.cuda import _elementwise
+
+        return _elementwise.pad(x, pad), 0
     return np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right))), 0
 
 
@@ -54,11 +70,11 @@ def conv(x, w, stride, pad, workspace, *, backend=BACKEND):
     ``pad`` is an int (on every side) or ``((top, bottom), (left, right))``.
     """
     x, pad = _pad_input(_c(x), pad)
-    w = _c(w)
+    w = _c(w, x)
     k = w.shape[2]
     ho = (x.shape[2] + 2 * pad - k) // stride + 1
     wo = (x.shape[3] + 2 * pad - k) // stride + 1
-    out = np.empty((x.shape[0], w.shape[0], ho, wo), dtype=x.dtype)
+    out = empty((x.shape[0], w.shape[0], ho, wo), x.dtype, x)
     _k("conv2d", backend)(x, w, stride, pad, out, workspace=workspace)
     return out
 
@@ -67,11 +83,15 @@ def conv_vjp(x, w, g, stride, pad, workspace, *, backend=BACKEND):
     """``(dx, dw)`` of :func:`conv` for the output cotangent ``g``."""
     shape = x.shape
     x, scalar = _pad_input(_c(x), pad)
-    w, g = _c(w), _c(g)
-    dx, dw = np.empty_like(x), np.empty_like(w)
+    w, g = _c(w, x), _c(g, x)
+    dx, dw = empty_like(x), empty_like(w)
     _k("conv2d.conv2d_vjp", backend)(x, w, g, stride, scalar, dx, dw, workspace=workspace)
     if dx.shape != shape:   # explicitly padded: the cotangent of the unpadded input
         (top, _), (left, _) = pad
+        if on_device(dx):
+            from ..kernels.cuda import _elementwise
+
+            return _elementwise.crop(dx, top, left, shape), dw
         dx = np.ascontiguousarray(dx[:, :, top:top + shape[2], left:left + shape[3]])
     return dx, dw
 
@@ -79,10 +99,10 @@ def conv_vjp(x, w, g, stride, pad, workspace, *, backend=BACKEND):
 def bn_train(x, gamma, beta, *, backend=BACKEND):
     """Training batch norm: ``(y, batch mean, unbiased batch variance)``, stats ``(C,)``."""
     x = _c(x)
-    y = np.empty_like(x)
-    mean = np.empty(x.shape[1], dtype=x.dtype)
-    var = np.empty(x.shape[1], dtype=x.dtype)
-    _k("batchnorm", backend)(x, _c(gamma), _c(beta), y, mean, var, EPS)
+    y = empty_like(x)
+    mean = empty(x.shape[1], x.dtype, x)
+    var = empty(x.shape[1], x.dtype, x)
+    _k("batchnorm", backend)(x, _c(gamma, x), _c(beta, x), y, mean, var, EPS)
     return y, mean, var
 
 
@@ -92,41 +112,49 @@ def bn(x, gamma, beta, mean, var, train, *, backend=BACKEND):
     if train:
         return bn_train(x, gamma, beta, backend=backend)
     x = _c(x)
-    y = np.empty_like(x)
-    _k("batchnorm.batchnorm_eval", backend)(x, _c(gamma), _c(beta), _c(mean), _c(var), y, EPS)
+    y = empty_like(x)
+    _k("batchnorm.batchnorm_eval", backend)(x, _c(gamma, x), _c(beta, x), _c(mean, x),
+                                            _c(var, x), y, EPS)
     return y, None, None
 
 
 def bn_vjp(x, gamma, mean, var, dy, train, *, backend=BACKEND):
     """``(dx, {"gamma": (C,), "beta": (C,)})`` of :func:`bn` (through the batch statistics
     in training mode); evaluation also gives the cotangents ``"mean"`` and ``"var"``."""
-    x, dy = _c(x), _c(dy)
-    dx = np.empty_like(x)
-    d = [np.empty(x.shape[1], dtype=x.dtype) for _ in range(2 if train else 4)]
+    x = _c(x)
+    dy = _c(dy, x)
+    dx = empty_like(x)
+    d = [empty(x.shape[1], x.dtype, x) for _ in range(2 if train else 4)]
     if train:
-        _k("batchnorm.batchnorm_vjp", backend)(x, _c(gamma), dy, dx, *d, EPS)
+        _k("batchnorm.batchnorm_vjp", backend)(x, _c(gamma, x), dy, dx, *d, EPS)
     else:
-        _k("batchnorm.batchnorm_eval_vjp", backend)(x, _c(gamma), _c(mean), _c(var), dy, dx,
-                                                    *d, EPS)
+        _k("batchnorm.batchnorm_eval_vjp", backend)(x, _c(gamma, x), _c(mean, x), _c(var, x),
+                                                    dy, dx, *d, EPS)
     return dx, dict(zip(("gamma", "beta", "mean", "var"), d))
 
 
 def running_update(running, batch):
-    """``KEEP * running + MOMENTUM * batch`` (PyTorch's update of running statistics)."""
+    """``KEEP * running + MOMENTUM * batch`` (PyTorch's update of running statistics).
+
+    The running statistics live on the host: a device ``batch`` (``(C,)``, once per
+    layer and call) is copied back first."""
+    if on_device(batch):
+        batch = batch.copy_to_host()
     return MOMENTUM * batch + KEEP * running
 
 
 def relu(x, *, backend=BACKEND):
     x = _c(x)
-    out = np.empty_like(x)
+    out = empty_like(x)
     _k("activation.relu", backend)(x, out)
     return out
 
 
 def relu_vjp(x, g, *, backend=BACKEND):
     """Cotangent of the ReLU input ``x`` for the output cotangent ``g``."""
-    x, g = _c(x), _c(g)
-    out = np.empty_like(x)
+    x = _c(x)
+    g = _c(g, x)
+    out = empty_like(x)
     _k("activation.relu_vjp", backend)(x, g, out)
     return out
 
@@ -134,13 +162,13 @@ def relu_vjp(x, g, *, backend=BACKEND):
 def avgpool(x, *, backend=BACKEND):
     """``(N, C, H, W) -> (N, C)`` global average."""
     x = _c(x)
-    out = np.empty(x.shape[:2], dtype=x.dtype)
+    out = empty(x.shape[:2], x.dtype, x)
     _k("avgpool", backend)(x, out)
     return out
 
 
 def avgpool_vjp(g, shape, *, backend=BACKEND):
-    out = np.empty(shape, dtype=g.dtype)
+    out = empty(shape, g.dtype, g)
     _k("avgpool.avgpool_vjp", backend)(_c(g), out)
     return out
 
@@ -150,11 +178,11 @@ def cross_entropy(logits, targets, gradient=True, *, backend=BACKEND):
     ``IGNORE_INDEX`` (a Python float, 0 when none counts) and its gradient with respect
     to ``logits`` (None unless ``gradient``)."""
     logits = _c(logits)
-    targets = _c(np.asarray(targets, dtype=np.int64))
+    targets = to_device_like(np.ascontiguousarray(np.asarray(targets, dtype=np.int64)), logits)
     loss, dlogits = np.empty((), dtype=logits.dtype), None
     _k("cross_entropy", backend)(logits, targets, loss, IGNORE_INDEX)
     if gradient:
-        dlogits = np.empty_like(logits)
+        dlogits = empty_like(logits)
         _k("cross_entropy.cross_entropy_vjp", backend)(logits, targets, 1.0, dlogits,
                                                        IGNORE_INDEX)
     return float(loss), dlogits

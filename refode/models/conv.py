@@ -20,7 +20,7 @@ The rate implements the optional parts of the rate protocol
 ``forward_stats``, through which an observed forward sweep receives the batch
 statistics of every stage.
 """
-from ..backend import get as get_backend
+from ..backend import get as get_backend, scale as times
 from ..kernels.workspace import Workspace
 from . import _ops
 
@@ -72,7 +72,7 @@ class ConvRate:
         r2 = _ops.relu(y2, backend=self.backend)
         out = self._conv(r2, theta["conv2.weight"])
         if self.scale != 1.0:
-            out = self.scale * out
+            out = times(self.scale, out)
         return out, (r1, c1, r2), (m1, v1, m2, v2)
 
     def forward(self, t, h, theta):
@@ -118,7 +118,7 @@ class ConvRate:
         r1, c1, r2 = saved
         grads, backend = {}, self.backend
         if self.scale != 1.0:
-            a = self.scale * a
+            a = times(self.scale, a)
         dr2, grads["conv2.weight"] = _ops.conv_vjp(r2, theta["conv2.weight"], a, STRIDE, PAD,
                                                    self.workspace, backend=backend)
         dc1 = self._bn_vjp(c1, theta, "bn2", _ops.relu_vjp(r2, dr2, backend=backend), grads)

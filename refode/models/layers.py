@@ -7,7 +7,7 @@ Every layer runs the kernels of its ``backend`` (:class:`~refode.models._layers.
 import numpy as np
 
 from .. import kernels
-from ..backend import get as get_backend
+from ..backend import add, contiguous, empty, empty_like, get as get_backend, scale as times
 from ..errors import RefodeError
 from ..kernels.workspace import Workspace
 from . import _ops
@@ -114,18 +114,22 @@ class Dense(Layer):
                    rng.uniform(-bound, bound, n_out).astype(dtype), backend)
 
     def forward(self, x, train):
-        x2 = np.ascontiguousarray(x).reshape(-1, x.shape[-1])
-        out = np.empty((x2.shape[0], self.params["weight"].shape[0]), dtype=x2.dtype)
-        kernels.get("dense", self.backend)(x2, self.params["weight"], self.params["bias"], out)
-        return out.reshape(*x.shape[:-1], -1), (x2, x.shape)
+        shape = tuple(x.shape)
+        x2 = contiguous(x)
+        x2 = x2.reshape(x2.size // shape[-1], shape[-1])
+        w, b = (contiguous(self.params[k], x2) for k in ("weight", "bias"))
+        out = empty((x2.shape[0], w.shape[0]), x2.dtype, x2)
+        kernels.get("dense", self.backend)(x2, w, b, out)
+        return out.reshape(*shape[:-1], w.shape[0]), (x2, shape)
 
     def backward(self, cache, dy):
         x2, shape = cache
-        g = np.ascontiguousarray(dy).reshape(x2.shape[0], -1)
-        dx = np.empty_like(x2)
-        grads = {k: np.empty_like(v) for k, v in self.params.items()}
-        kernels.get("dense.dense_vjp", self.backend)(x2, self.params["weight"], g, dx,
-                                                     grads["weight"], grads["bias"])
+        g = contiguous(dy, x2)
+        g = g.reshape(x2.shape[0], g.size // x2.shape[0])
+        dx = empty_like(x2)
+        grads = {k: empty(v.shape, v.dtype, x2) for k, v in self.params.items()}
+        kernels.get("dense.dense_vjp", self.backend)(x2, contiguous(self.params["weight"], x2),
+                                                     g, dx, grads["weight"], grads["bias"])
         return dx.reshape(shape), grads
 
 
@@ -160,18 +164,18 @@ class Stitch(Sequential):
     def forward(self, x, train):
         y, branch_cache = self.layers["branch"].forward(x, train)
         if self.scale != 1.0:
-            y = self.scale * y
+            y = times(self.scale, y)
         s, skip_cache = (self.layers["shortcut"].forward(x, train) if "shortcut" in self.layers
                          else (x, None))
-        return s + y, (branch_cache, skip_cache)
+        return add(s, y), (branch_cache, skip_cache)
 
     def backward(self, cache, dy):
         branch_cache, skip_cache = cache
-        dbranch = dy if self.scale == 1.0 else self.scale * dy
+        dbranch = dy if self.scale == 1.0 else times(self.scale, dy)
         dx, g = self.layers["branch"].backward(branch_cache, dbranch)
         grads = {f"branch.{k}": v for k, v in g.items()}
         if skip_cache is None:
-            return dy + dx, grads
+            return add(dy, dx), grads
         dskip, g = self.layers["shortcut"].backward(skip_cache, dy)
         grads.update({f"shortcut.{k}": v for k, v in g.items()})
-        return dskip + dx, grads
+        return add(dskip, dx), grads

@@ -47,6 +47,7 @@ import collections
 import numpy as np
 
 from .. import _validate, limits
+from ..backend import to_host
 from ..bases import basis as make_basis
 from ..errors import RefodeError
 from . import _ops
@@ -203,7 +204,8 @@ class Model:
         snapshot = ([(leaf, dict(leaf.state)) for leaf in self.network.leaves()]
                     if train and not update_state else [])
         try:
-            logits, caches = self.network.forward(x, train, self._layer_options(x))
+            logits, caches = self.network.forward(self.backend.to_device(x), train,
+                                                  self._layer_options(x))
             after = ({k: np.array(v) for k, v in self.state.items()}
                      if keep_state and train else None)
         finally:
@@ -214,7 +216,7 @@ class Model:
     def forward(self, x, train=False, *, update_state=True):
         """Logits of the inputs ``x`` (``train``, ``update_state``: as in
         :meth:`loss_and_gradients`; a PyTorch training-mode forward updates the state too)."""
-        return self._run(self._inputs(x, train), train, update_state)[0]
+        return to_host(self._run(self._inputs(x, train), train, update_state)[0])
 
     def loss(self, x, y, *, train=True):
         """The loss of :meth:`loss_and_gradients` without gradients; never updates the
@@ -244,6 +246,9 @@ class Model:
         logits, caches, after = self._run(x, train, update_state, keep_state)
         loss, dlogits = self._objective(logits, y)
         dx, grads = self.network.backward(caches, dlogits)
+        if self.backend.device:   # the API boundary: results back to the host
+            grads, logits, dx = {k: to_host(v) for k, v in grads.items()}, to_host(logits), \
+                to_host(dx)
         return Backprop(loss, grads, logits, dx, after)
 
     def loss_and_gradients(self, x, y, *, train=True, update_state=True, return_logits=False):

@@ -37,6 +37,7 @@ from .. import projection
 from ..constants import BN_EPS as EPS
 from ..errors import RefodeWarning
 from ..integrate.adjoint import vjp
+from ..integrate.odeint import host_stats
 from ..integrate.grid import stages as grid_stages
 from ..integrate.tableau import tableau
 from . import _ops
@@ -108,15 +109,19 @@ class StatefulODEBlock(Layer):
         return grid_stages(self.basis, self.scheme, self.n_steps)
 
     def _integrate(self, x, train):
-        """``(h, backward, observed stages)`` of one forward sweep (stages: training)."""
+        """``(h, backward, observed stages)`` of one forward sweep (stages: training).
+
+        On the CUDA backend the sweep runs on the device; the stages' batch statistics
+        come back to the host in one transfer per call (:func:`host_stats`), where the
+        running statistics are refitted."""
         observed = [] if train else None
         coefficients = dict(self.params) if train else {**self.params, **self.state}
         rate = ConvRate(train, self.rate_scale, self.backend)
         h, backward = vjp(rate, x, coefficients, self.basis,
                           scheme=self.scheme, n_steps=self.n_steps, checkpoint=self.checkpoint,
                           slots=self.slots, observer=None if observed is None else observed.append,
-                          check_finite=False)
-        return h, backward, observed
+                          check_finite=False, backend=self.backend)
+        return h, backward, None if observed is None else host_stats(observed)
 
     def forward(self, x, train):
         h, backward, observed = self._integrate(x, train)

@@ -5,6 +5,7 @@
 import numpy as np
 
 from .. import kernels
+from ..backend import add, contiguous, empty, empty_like, on_device
 from ..integrate import gradient, odeint, vjp
 from ._layers import Layer
 from .rediscretize import CHANGES
@@ -26,28 +27,32 @@ class TokenEmbedding(Layer):
         super().__init__(backend, {"weight": weight})
         self._positions = {}
 
-    def positions(self, length):
-        """``(L, D)`` sinusoidal encodings in the weight's dtype (cached per length)."""
-        if length not in self._positions:
-            out = np.empty((length, self.params["weight"].shape[1]),
-                           dtype=self.params["weight"].dtype)
+    def positions(self, length, like=None):
+        """``(L, D)`` sinusoidal encodings in the weight's dtype (cached per length, and
+        on the device when ``like`` is a device array)."""
+        key = (length, on_device(like))
+        if key not in self._positions:
+            weight = self.params["weight"]
+            out = empty((length, weight.shape[1]), weight.dtype, like)
             kernels.get("positions", self.backend)(out)
-            self._positions[length] = out
-        return self._positions[length]
+            self._positions[key] = out
+        return self._positions[key]
 
     def forward(self, ids, train):
-        """``ids`` (B, L) int64 -> ``(B, L, D)``; cache: the ids."""
-        weight = self.params["weight"]
-        out = np.empty((*ids.shape, weight.shape[1]), dtype=weight.dtype)
-        kernels.get("embedding", self.backend)(np.ascontiguousarray(ids), weight, out)
-        return out + self.positions(ids.shape[1]), ids
+        """``ids`` (B, L) int64 -> ``(B, L, D)``; cache: the ids (where they came)."""
+        ids = contiguous(ids)
+        weight = contiguous(self.params["weight"], ids)
+        out = empty((*ids.shape, weight.shape[1]), weight.dtype, ids)
+        kernels.get("embedding", self.backend)(ids, weight, out)
+        return add(out, self.positions(ids.shape[1], ids)), ids
 
     def backward(self, ids, dy):
         """``(dy, {"weight": ...})``: the ids (integers) have no cotangent, so ``dx`` is the
         embedded tokens' (the model's input gradient)."""
-        dweight = np.empty_like(self.params["weight"])
+        weight = self.params["weight"]
+        dweight = empty(weight.shape, weight.dtype, ids)
         kernels.get("embedding.embedding_vjp", self.backend)(
-            np.ascontiguousarray(ids), np.ascontiguousarray(dy), dweight)
+            contiguous(ids), contiguous(dy, ids), dweight)
         return dy, {"weight": dweight}
 
 
@@ -59,17 +64,17 @@ class LayerNorm(Layer):
         self.eps = float(eps)
 
     def forward(self, x, train):
-        x = np.ascontiguousarray(x)
-        y = np.empty_like(x)
-        kernels.get("layernorm", self.backend)(x, self.params["gamma"], self.params["beta"],
-                                                y, self.eps)
+        x = contiguous(x)
+        y = empty_like(x)
+        kernels.get("layernorm", self.backend)(x, contiguous(self.params["gamma"], x),
+                                                contiguous(self.params["beta"], x), y, self.eps)
         return y, x
 
     def backward(self, x, dy):
-        dx = np.empty_like(x)
-        grads = {k: np.empty_like(v) for k, v in self.params.items()}
+        dx = empty_like(x)
+        grads = {k: empty(v.shape, v.dtype, x) for k, v in self.params.items()}
         kernels.get("layernorm.layernorm_vjp", self.backend)(
-            x, self.params["gamma"], np.ascontiguousarray(dy), dx, grads["gamma"],
+            x, contiguous(self.params["gamma"], x), contiguous(dy, x), dx, grads["gamma"],
             grads["beta"], self.eps)
         return dx, grads
 
@@ -95,7 +100,8 @@ class EncoderODEBlock(Layer):
 
     def _options(self):
         # the block's input is computed by the model (its own inputs are checked there)
-        return {"scheme": self.scheme, "n_steps": self.n_steps, "check_finite": False}
+        return {"scheme": self.scheme, "n_steps": self.n_steps, "check_finite": False,
+                "backend": self.rate.backend}
 
     def forward(self, x, train, mask=None):
         """``x(0)`` (B, L, D) -> ``x(T)``.

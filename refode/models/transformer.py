@@ -43,7 +43,8 @@ complex-step checks.
 import numpy as np
 
 from .. import _validate
-from ..backend import get as get_backend
+from ..backend import add, copy, empty, empty_like, get as get_backend, on_device
+from ..backend import to_device_like
 from ..constants import LN_EPS
 from ..errors import RefodeError, ShapeError
 from ._spec import real
@@ -100,6 +101,7 @@ class _EncoderRate:
         self.ln_eps = real(ln_eps, "ln_eps", positive=True)
         self.backend = get_backend(backend)
         self.mask = None if mask is None else np.asarray(mask, dtype=np.bool_)
+        self._device_mask = None
         self._k = {op: self.backend.kernel(op) for op in (
             "layernorm", "layernorm.layernorm_vjp", "attention", "attention.attention_vjp",
             "dense", "dense.dense_vjp", "activation.elu", "activation.elu_vjp")}
@@ -152,50 +154,74 @@ class _EncoderRate:
 
     # ----------------------------------------------------------------- forward
     def _check(self, h):
-        if h.ndim != 3 or h.shape[-1] != self.width:
+        if h.ndim != 3 or tuple(h.shape)[-1] != self.width:
             raise ShapeError(
                 f"`h` has shape {h.shape}; the encoder rate needs (batch, length, {self.width})"
             )
-        if self.mask is not None and self.mask.shape != h.shape[:2]:
+        if self.mask is not None and self.mask.shape != tuple(h.shape)[:2]:
             raise ShapeError(
                 f"the rate's `mask` has shape {self.mask.shape} but h has (batch, length) = "
                 f"{h.shape[:2]}; build the rate with rate.with_mask(ids == padding_id)"
             )
 
     def _layernorm(self, x, gamma, beta):
-        y = np.empty_like(x)
+        y = empty_like(x)
         self._k["layernorm"](x, gamma, beta, y, self.ln_eps)
         return y
 
     def _dense(self, x2, w, b):
-        out = np.empty((x2.shape[0], w.shape[0]), dtype=x2.dtype)
+        out = empty((x2.shape[0], w.shape[0]), x2.dtype, x2)
         self._k["dense"](x2, w, b, out)
         return out
+
+    def _mask(self, like):
+        """The key padding mask where ``like`` is (copied to the device once per rate)."""
+        if self.mask is None or not on_device(like):
+            return self.mask
+        if self._device_mask is None:
+            self._device_mask = to_device_like(self.mask, like)
+        return self._device_mask
+
+    def _inputs(self, h, theta):
+        """``(x, th)``: the state and weights C-contiguous in their common dtype. Device
+        arrays (the CUDA backend's integration) are used as they are: one dtype, and
+        contiguous as the integrator makes them."""
+        if on_device(h):
+            if any(v.dtype != h.dtype for v in theta.values()):
+                raise ShapeError(f"the state on the device is {h.dtype} but the weights are "
+                                 f"{sorted({str(v.dtype) for v in theta.values()})}")
+            return h, dict(theta)
+        dtype = np.result_type(h, *theta.values())
+        x = np.ascontiguousarray(h, dtype=dtype)
+        return x, {k: np.ascontiguousarray(v, dtype=dtype) for k, v in theta.items()}
 
     def _run(self, h, theta):
         """All intermediates of the forward pass (dict), the rate included as ``"r"``."""
         self._check(h)
-        dtype = np.result_type(h, *theta.values())
-        x = np.ascontiguousarray(h, dtype=dtype)
-        th = {k: np.ascontiguousarray(v, dtype=dtype) for k, v in theta.items()}
+        x, th = self._inputs(h, theta)
         b, length, d = x.shape
+        mask = self._mask(x)
         c = {"x": x, "th": th}
         c["u"] = self._layernorm(x, th["ln1_gamma"], th["ln1_beta"])
-        c["s"] = np.empty_like(x)
-        self._k["attention"](c["u"], th[ATTENTION], th.get(ATTENTION_BIAS), self.mask,
+        c["s"] = empty_like(x)
+        self._k["attention"](c["u"], th[ATTENTION], th.get(ATTENTION_BIAS), mask,
                              self.heads, c["s"])
-        c["z"] = x + c["s"] if self.mlp_sees_attention else x
-        c["v"] = self._layernorm(c["z"], th["ln2_gamma"], th["ln2_beta"]).reshape(-1, d)
+        c["z"] = add(x, c["s"]) if self.mlp_sees_attention else x
+        c["v"] = self._layernorm(c["z"], th["ln2_gamma"], th["ln2_beta"]).reshape(b * length, d)
         c["p"] = self._dense(c["v"], th["mlp_w1"], th["mlp_b1"])
-        c["e"] = np.empty_like(c["p"])
+        c["e"] = empty_like(c["p"])
         self._k["activation.elu"](c["p"], c["e"])
         f = self._dense(c["e"], th["mlp_w2"], th["mlp_b2"]).reshape(b, length, d)
-        c["r"] = self._zero_padded(c["s"] + f)
+        c["r"] = self._zero_padded(add(c["s"], f))
         return c
 
     def _zero_padded(self, y):
         """``y`` with the rows of padded positions set to exactly zero (in place)."""
         if self.mask is not None:
+            if on_device(y):
+                from ..kernels.cuda import _elementwise
+
+                return _elementwise.zero_rows(y, self._mask(y))
             y[self.mask] = 0
         return y
 
@@ -225,28 +251,28 @@ class _EncoderRate:
         c = self._run(h, theta)
         x, th = c["x"], c["th"]
         b, length, d = x.shape
-        g = self._zero_padded(np.array(a, dtype=x.dtype))
-        grads = {k: np.empty_like(v) for k, v in th.items()}
-        de = np.empty_like(c["e"])
-        self._k["dense.dense_vjp"](c["e"], th["mlp_w2"], g.reshape(-1, d), de,
+        g = self._zero_padded(copy(a) if on_device(x) else np.array(a, dtype=x.dtype))
+        grads = {k: empty_like(v) for k, v in th.items()}
+        de = empty_like(c["e"])
+        self._k["dense.dense_vjp"](c["e"], th["mlp_w2"], g.reshape(b * length, d), de,
                                    grads["mlp_w2"], grads["mlp_b2"])
-        dp = np.empty_like(c["p"])
+        dp = empty_like(c["p"])
         self._k["activation.elu_vjp"](c["p"], de, dp)
-        dv = np.empty_like(c["v"])
+        dv = empty_like(c["v"])
         self._k["dense.dense_vjp"](c["v"], th["mlp_w1"], dp, dv, grads["mlp_w1"],
                                    grads["mlp_b1"])
-        dz = np.empty_like(x)
+        dz = empty_like(x)
         self._k["layernorm.layernorm_vjp"](c["z"], th["ln2_gamma"], dv.reshape(b, length, d),
                                            dz, grads["ln2_gamma"], grads["ln2_beta"], self.ln_eps)
-        ds = g + dz if self.mlp_sees_attention else g
-        du = np.empty_like(x)
+        ds = add(g, dz) if self.mlp_sees_attention else g
+        du = empty_like(x)
         self._k["attention.attention_vjp"](c["u"], th[ATTENTION], th.get(ATTENTION_BIAS),
-                                           self.mask, self.heads, ds, du, grads[ATTENTION],
+                                           self._mask(x), self.heads, ds, du, grads[ATTENTION],
                                            grads.get(ATTENTION_BIAS))
-        dx = np.empty_like(x)
+        dx = empty_like(x)
         self._k["layernorm.layernorm_vjp"](x, th["ln1_gamma"], du, dx, grads["ln1_gamma"],
                                            grads["ln1_beta"], self.ln_eps)
-        return dx + dz, grads
+        return add(dx, dz), grads
 
 
 class PaperEncoderRate(_EncoderRate):

@@ -1,96 +1,118 @@
 """CUDA kernels of ``attention`` (see :mod:`refode.kernels.reference.attention`).
 
-The projections are ``Runner.matmul`` GEMMs with the bias bodies of ``dense``; the
-masked softmax and its VJP are the CPU module's row bodies. The per-head products
-(which the CPU computes with batched BLAS calls that have no CUDA twin here) are the
-bodies below, one thread per element, summing serially in float64. ``qkv`` holds the
-three projections side by side as (B, L, 3D); head ``h`` of part ``s`` is
-``qkv[..., s*D + h*dh : s*D + (h+1)*dh]``.
+Every product is the tiled shared-memory GEMM of :mod:`._gemm`, in the input dtype as
+on the CPU: the projections as single GEMMs over the (B L) rows, the per-head products
+(scores, context, and in the VJP ``dp``, ``dq``, ``dk``, ``dv``) as one batched launch each
+over the ``B x H`` (batch, head) pairs, reading and writing the heads in place through
+strides (no split/merge copies). ``qkv`` holds the three projections side by side as
+(B, L, 3D); head ``h`` of part ``s`` is ``qkv[..., s*D + h*dh : s*D + (h+1)*dh]``. The
+masked softmax and its VJP are block reductions (:mod:`._reduce`), one block per score
+row, in float64 as on the CPU; the biases are the ``dense`` bodies. Deterministic.
 """
 import math
 
 import numpy as np
+from numba import float64
 
 from ..cpu import attention as host
 from ..cpu import dense
-from .._compile import rows
 from . import Runner
+from ._gemm import View, batched
+from ._reduce import run_blocks, tree_max, tree_sum
 
 __all__ = host.__all__
+
+#: bound by :func:`refode.kernels.cuda.specialise` when the kernels compile
+#: (the numba.cuda module and compile-time constants).
+cuda = TPB = None
 Q, K, V, O = host.Q, host.K, host.V, host.O
 
 
-def _index(t, shape):
-    """``(b, h, i, j)`` of flat index ``t`` into an array of 4-D ``shape``."""
-    j = t % shape[3]
-    i = (t // shape[3]) % shape[2]
-    h = (t // (shape[3] * shape[2])) % shape[1]
-    return t // (shape[3] * shape[2] * shape[1]), h, i, j
-
-
-def _head_dot(a, qkv, part, scale, out, t):
-    """Task ``t``: ``out[b, h, i, j] = (scale a[b, i, h]) . qkv[b, j, part, h]`` over the features
-    of head ``h``: the scores (``a = qkv``, whose start is q; part K) and ``dp`` (dctx, part V)."""
-    b, h, i, j = _index(t, out.shape)
-    d = qkv.shape[2] // 3
-    dh = d // out.shape[1]
+def _softmax_kernel(scores, masked, mask, per_batch, p):
+    """Block ``row``: ``p[row] = softmax(scores[row])`` over the keys that ``mask[row //
+    per_batch]`` keeps (0 if none; every key when ``masked`` is 0, and ``mask`` is not
+    read), on score rows (B H L, L)."""
+    buf = cuda.shared.array(0, float64)
+    row, tid = cuda.blockIdx.x, cuda.threadIdx.x
+    b = row // per_batch
+    top = -math.inf
+    for j in range(tid, scores.shape[1], TPB):
+        if (masked == 0 or not mask[b, j]) and scores[row, j] > top:
+            top = np.float64(scores[row, j])
+    buf[tid] = top
+    top = tree_max(buf, tid)
+    if top == -math.inf:
+        top = 0.0
     acc = 0.0
-    for e in range(h * dh, (h + 1) * dh):
-        acc += (a[b, i, e] * scale) * qkv[b, j, part * d + e]
-    out[b, h, i, j] = acc
-
-
-def _context(p, qkv, ctx, t):
-    """Task ``t``: ``ctx[b, i, c] = sum_j p[b, h, i, j] v[b, j, c]`` with ``h = c // dh``."""
-    n_batch, length, d = ctx.shape
-    c = t % d
-    i = (t // d) % length
-    b = t // (d * length)
-    h = c // (d // p.shape[1])
-    acc = 0.0
-    for j in range(length):
-        acc += p[b, h, i, j] * qkv[b, j, 2 * d + c]
-    ctx[b, i, c] = acc
-
-
-def _dqkv(p, ds, dctx, qkv, scale, dqkv, t):
-    """Task ``t``: gradients of q (``scale ds k``), k (``scale ds^T q``), v (``p^T dctx``)."""
-    n_batch, length, d3 = dqkv.shape
-    m = t % d3
-    pos = (t // d3) % length
-    b = t // (d3 * length)
-    d = d3 // 3
-    part = m // d
-    c = m % d
-    h = c // (d // p.shape[1])
-    acc = 0.0
-    for j in range(length):
-        if part == Q:
-            acc += ds[b, h, pos, j] * qkv[b, j, d + c]
-        elif part == K:
-            acc += ds[b, h, j, pos] * qkv[b, j, c]
+    for j in range(tid, scores.shape[1], TPB):
+        if masked == 0 or not mask[b, j]:
+            acc += math.exp(np.float64(scores[row, j]) - top)
+    buf[tid] = acc
+    total = tree_sum(buf, tid)
+    for j in range(tid, scores.shape[1], TPB):
+        if (masked != 0 and mask[b, j]) or total == 0.0:
+            p[row, j] = 0.0
         else:
-            acc += p[b, h, j, pos] * dctx[b, j, c]
-    dqkv[b, pos, m] = acc * scale if part != V else acc
+            p[row, j] = math.exp(np.float64(scores[row, j]) - top) / total
 
 
-_run = Runner(dense.BODIES + host.BODIES + (_index, _head_dot, _context, _dqkv))
+def _softmax_vjp_kernel(p, dp, ds):
+    """Block ``row``: ``ds = p * (dp - sum(dp * p))`` on score row ``row``."""
+    buf = cuda.shared.array(0, float64)
+    row, tid = cuda.blockIdx.x, cuda.threadIdx.x
+    acc = 0.0
+    for j in range(tid, p.shape[1], TPB):
+        acc += np.float64(dp[row, j]) * p[row, j]
+    buf[tid] = acc
+    inner = tree_sum(buf, tid)
+    for j in range(tid, p.shape[1], TPB):
+        ds[row, j] = p[row, j] * (dp[row, j] - inner)
+
+
+_FUNCTIONS = (_softmax_kernel, _softmax_vjp_kernel)
+_run = Runner(dense.BODIES)
+
+
+class _Layout:
+    """Where the heads of the (B, L, 3D) ``qkv``, a (B, L, D) array and the (B, H, L, L)
+    scores lie, as :class:`~._gemm.View` tuples; ``shape(m, n, inner)`` for a batched GEMM."""
+
+    def __init__(self, shape, heads):
+        self.n_batch, self.length, self.d = shape
+        self.heads, self.dh = heads, self.d // heads
+        length, d, dh = self.length, self.d, self.dh
+        self.scores = View(0, heads * length * length, length * length, length, 1)
+        self.ctx = View(0, length * d, dh, d, 1)
+        self._qkv = length * 3 * d
+
+    def part(self, which):
+        """Heads of part ``which`` (Q, K or V) of ``qkv``, as (L, dh) matrices."""
+        return View(which * self.d, self._qkv, self.dh, 3 * self.d, 1)
+
+    def shape(self, m, n, inner):
+        """The ``shape`` of :func:`~._gemm.batched` for (m, inner) @ (inner, n) per head."""
+        return self.n_batch, self.heads, m, n, inner
 
 
 def _forward(x2, weights, biases, mask, heads, shape):
     """``qkv`` (B, L, 3D), the attention weights ``p`` and the context (B, L, D) on the device."""
     n_batch, length, d = shape
-    qkv = _run.empty(n_batch, length, 3 * d)
+    at = _Layout(shape, heads)
+    qkv = _run.empty(n_batch, length, 3 * d, dtype=x2.dtype)
     _run.matmul(x2, weights[:O].reshape(3 * d, d), qkv.reshape(-1, 3 * d), tb=True)
     if biases is not None:
         _run("add_bias", x2.shape[0], biases[:O].reshape(3 * d), qkv.reshape(-1, 3 * d))
-    s, p = _run.empty(n_batch, heads, length, length), _run.empty(n_batch, heads, length, length)
-    _run("head_dot", s.size, qkv, qkv, K, 1.0 / math.sqrt(d // heads), s)
-    if mask is None:
-        mask = np.zeros((n_batch, length), dtype=np.bool_)
-    _run("softmax_row", s.size // length, rows(s), mask, heads * length, rows(p))
-    ctx = _run.empty(n_batch, length, d)
-    _run("context", ctx.size, p, qkv, ctx)
+    s = _run.empty(n_batch, heads, length, length, dtype=x2.dtype)
+    p = _run.empty(n_batch, heads, length, length, dtype=x2.dtype)
+    batched(qkv, at.part(Q), qkv, at.part(K).transposed(), s, at.scores,
+            at.shape(length, length, at.dh), 1.0 / math.sqrt(at.dh))
+    masked = mask is not None
+    if not masked:  # never read: a placeholder, allocated on the device (no transfer)
+        mask = _run.empty(1, 1, dtype=np.bool_)
+    run_blocks(_FUNCTIONS, "softmax_kernel", s.size // length, s.reshape(-1, length), int(masked),
+               mask, heads * length, p.reshape(-1, length))
+    ctx = _run.empty(n_batch, length, d, dtype=x2.dtype)
+    batched(p, at.scores, qkv, at.part(V), ctx, at.ctx, at.shape(length, at.dh, length))
     return qkv, p, ctx
 
 
@@ -102,7 +124,7 @@ def _device(*arrays):
 def attention(x, weights, biases, mask, heads, out):
     """Arguments as :func:`refode.kernels.reference.attention.attention`; host or device arrays."""
     d = x.shape[2]
-    x2, weights, biases = _device(x.reshape(-1, d), weights, biases)
+    x2, weights, biases, mask = _device(x.reshape(-1, d), weights, biases, mask)
     *_, ctx = _forward(x2, weights, biases, mask, heads, x.shape)
     _run.matmul(ctx.reshape(-1, d), weights[O], out.reshape(-1, d), tb=True)
     if biases is not None:
@@ -112,15 +134,22 @@ def attention(x, weights, biases, mask, heads, out):
 def attention_vjp(x, weights, biases, mask, heads, dout, dx, dweights, dbiases):
     """Arguments as :func:`refode.kernels.reference.attention.attention_vjp`."""
     d = x.shape[2]
-    x2, weights, biases, dout2 = _device(x.reshape(-1, d), weights, biases, dout.reshape(-1, d))
+    x2, weights, biases, mask, dout2 = _device(x.reshape(-1, d), weights, biases, mask,
+                                               dout.reshape(-1, d))
     qkv, p, ctx = _forward(x2, weights, biases, mask, heads, x.shape)
-    dctx = _run.empty(*x.shape)
+    at, length, scale = _Layout(x.shape, heads), x.shape[1], 1.0 / math.sqrt(d // heads)
+    dctx = _run.empty(*x.shape, dtype=x2.dtype)
     _run.matmul(dout2, weights[O], dctx.reshape(-1, d))
-    dp, ds = _run.empty(*p.shape), _run.empty(*p.shape)
-    _run("head_dot", dp.size, dctx, qkv, V, 1.0, dp)
-    _run("softmax_vjp_row", p.size // p.shape[3], rows(p), rows(dp), rows(ds))
-    dqkv = _run.empty(*qkv.shape)
-    _run("dqkv", dqkv.size, p, ds, dctx, qkv, 1.0 / math.sqrt(d // heads), dqkv)
+    dp, ds = _run.empty(*p.shape, dtype=x2.dtype), _run.empty(*p.shape, dtype=x2.dtype)
+    batched(dctx, at.ctx, qkv, at.part(V).transposed(), dp, at.scores,
+            at.shape(length, length, at.dh))
+    run_blocks(_FUNCTIONS, "softmax_vjp_kernel", p.size // length, p.reshape(-1, length),
+               dp.reshape(-1, length), ds.reshape(-1, length))
+    dqkv = _run.empty(*qkv.shape, dtype=x2.dtype)
+    heads_lxd = at.shape(length, at.dh, length)
+    batched(ds, at.scores, qkv, at.part(K), dqkv, at.part(Q), heads_lxd, scale)
+    batched(ds, at.scores.transposed(), qkv, at.part(Q), dqkv, at.part(K), heads_lxd, scale)
+    batched(p, at.scores.transposed(), dctx, at.ctx, dqkv, at.part(V), heads_lxd)
     dqkv2 = dqkv.reshape(-1, 3 * d)
     _run.matmul(dqkv2, x2, dweights[:O].reshape(3 * d, d), ta=True)
     _run.matmul(dout2, ctx.reshape(-1, d), dweights[O], ta=True)

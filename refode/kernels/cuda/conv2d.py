@@ -1,4 +1,6 @@
-"""CUDA kernels of ``conv2d``: the CPU module's bodies and drivers (im2col, GEMM, col2im)."""
+"""CUDA kernels of ``conv2d``: the CPU module's bodies and drivers: im2col and col2im one
+thread per task, the forward and both VJP products on the tiled GEMM of :mod:`._gemm`
+(``Runner.matmul``), the temporaries on the device."""
 from ..cpu import conv2d as host
 from . import port
 

@@ -1,0 +1,65 @@
+"""The one-thread-per-task CUDA kernels (activations, avgpool, embedding, positions) against
+their NumPy definitions, on more tasks than one block of 7 threads holds.
+
+These run the CPU modules' bodies; each task computes its outputs as the definition does
+(the embedding VJP adds positions in row-major order, a column a thread), so they agree
+within 1e-12 (float64) / 1e-5 (float32), and on device arrays without copies.
+"""
+import numpy as np
+import pytest
+
+from refode.kernels import get
+
+from .._checks import assert_close
+from ..vjp_checks import run_outputs
+from ._helpers import DTYPES, both, device_copies, device_outputs, host
+
+pytestmark = pytest.mark.cuda
+
+ACTIVATIONS = ("relu", "gelu", "elu", "tanh")
+
+
+def _cases(rng, dtype):
+    """``kernel -> (args, output templates)``."""
+    def r(*shape):
+        return rng.standard_normal(shape).astype(dtype)
+
+    x, g = r(3, 11), r(3, 11)
+    x4 = r(2, 5, 3, 4)                                   # 10 (n, c) planes
+    ids = rng.integers(0, 6, size=(3, 5))                # 15 positions, 6 tokens
+    cases = {}
+    for name in ACTIVATIONS:
+        cases[f"activation.{name}"] = ((x,), [x])
+        cases[f"activation.{name}_vjp"] = ((x, g), [x])
+    cases.update({
+        "avgpool": ((x4,), [np.empty((2, 5), dtype)]),
+        "avgpool.avgpool_vjp": ((r(2, 5),), [x4]),
+        "embedding": ((ids, r(6, 9)), [np.empty((3, 5, 9), dtype)]),
+        "embedding.embedding_vjp": ((ids, r(3, 5, 9)), [np.empty((6, 9), dtype)]),
+        "positions": ((), [np.empty((9, 10), dtype)]),
+    })
+    return cases
+
+
+KERNELS = tuple(_cases(np.random.default_rng(0), np.float64))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_task_kernels_match_their_definitions(kernel, dtype, rng):
+    args, templates = _cases(rng, dtype)[kernel]
+    actual, expected = both(kernel, args, templates)
+    for a, e in zip(actual, expected):
+        assert a.dtype == dtype
+        assert_close(a, e)
+
+
+@pytest.mark.parametrize("kernel", ["activation.gelu_vjp", "embedding.embedding_vjp"])
+def test_task_kernels_on_device_arrays(kernel, cuda, no_transfers, rng):
+    args, templates = _cases(rng, np.float64)[kernel]
+    expected = run_outputs(get(kernel, "cuda"), args, templates)
+    d_args, d_outs = device_copies(cuda, args), device_outputs(cuda, templates)
+    with no_transfers():
+        get(kernel, "cuda")(*d_args, *d_outs)
+    for a, e in zip(host(d_outs), expected):
+        np.testing.assert_array_equal(a, e)
