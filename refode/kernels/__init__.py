@@ -20,8 +20,8 @@ BACKENDS = ("reference", "cpu", "cuda")
 #: the compiled backends, which tests compare against the reference.
 COMPILED = ("cpu", "cuda")
 #: the kernel modules, present in every backend.
-OPS = ("activation", "attention", "avgpool", "batchnorm", "combine", "conv2d", "cross_entropy",
-       "dense", "embedding", "layernorm", "positions")
+OPS = ("activation", "attention", "avgpool", "batchnorm", "bn_relu", "combine", "conv2d",
+       "cross_entropy", "dense", "embedding", "layernorm", "positions")
 
 
 def get(op, backend="cpu"):

@@ -133,6 +133,30 @@ def bn_vjp(x, gamma, mean, var, dy, train, *, backend=BACKEND):
     return dx, dict(zip(("gamma", "beta", "mean", "var"), d))
 
 
+def bn_relu(x, gamma, beta, mean, var, train, *, backend=BACKEND):
+    """``relu(bn(x))`` fused: ``(r, batch mean, unbiased batch variance)`` in training mode,
+    ``(r, None, None)`` in evaluation with ``mean, var (C,)``."""
+    x = _c(x)
+    r = np.empty_like(x)
+    if not train:
+        _k("bn_relu.bn_relu_eval", backend)(x, _c(gamma), _c(beta), _c(mean), _c(var), r, EPS)
+        return r, None, None
+    mean = np.empty(x.shape[1], dtype=x.dtype)
+    var = np.empty(x.shape[1], dtype=x.dtype)
+    _k("bn_relu", backend)(x, _c(gamma), _c(beta), r, mean, var, EPS)
+    return r, mean, var
+
+
+def bn_relu_vjp(x, gamma, r, dr, *, backend=BACKEND):
+    """``(dx, {"gamma": (C,), "beta": (C,)})`` of the training form of :func:`bn_relu`, from
+    its input ``x``, its output ``r`` and the cotangent ``dr``."""
+    x, r, dr = _c(x), _c(r), _c(dr)
+    dx = np.empty_like(x)
+    d = [np.empty(x.shape[1], dtype=x.dtype) for _ in range(2)]
+    _k("bn_relu.bn_relu_vjp", backend)(x, _c(gamma), r, dr, dx, *d, EPS)
+    return dx, dict(zip(("gamma", "beta"), d))
+
+
 def running_update(running, batch):
     """``KEEP * running + MOMENTUM * batch`` (PyTorch's update of running statistics).
 

@@ -1,6 +1,7 @@
 """The convolutional rate unit ``R(theta(t), h) = conv(relu(BN(conv(relu(BN(h))))))``.
 
-``R`` is BN -> ReLU -> conv3x3 -> BN -> ReLU -> conv3x3 (paper, section 5): no biases,
+``R`` is BN -> ReLU -> conv3x3 -> BN -> ReLU -> conv3x3 (paper, section 5; each BN -> ReLU
+one fused kernel, :mod:`refode.kernels.cpu.bn_relu`): no biases,
 stride 1, zero padding 1, ``C`` channels in and out, times ``scale`` (the original code's
 ``epsilon``; 1 by default). It is a *rate* for
 :func:`refode.odeint` / :func:`refode.integrate.vjp`: ``theta`` is the dict of weights
@@ -56,20 +57,18 @@ class ConvRate:
         self.backend = get_backend(backend)
         self.workspace = Workspace()
 
-    def _bn(self, x, theta, which):
-        return _ops.bn(x, theta[f"{which}.gamma"], theta[f"{which}.beta"],
-                       theta.get(f"{which}.mean"), theta.get(f"{which}.var"), self.train,
-                       backend=self.backend)
-
     def _conv(self, x, w):
         return _ops.conv(x, w, STRIDE, PAD, self.workspace, backend=self.backend)
 
+    def _bn_relu(self, x, theta, which):
+        return _ops.bn_relu(x, theta[f"{which}.gamma"], theta[f"{which}.beta"],
+                            theta.get(f"{which}.mean"), theta.get(f"{which}.var"), self.train,
+                            backend=self.backend)
+
     def _forward(self, h, theta):
-        y1, m1, v1 = self._bn(h, theta, "bn1")
-        r1 = _ops.relu(y1, backend=self.backend)
+        r1, m1, v1 = self._bn_relu(h, theta, "bn1")
         c1 = self._conv(r1, theta["conv1.weight"])
-        y2, m2, v2 = self._bn(c1, theta, "bn2")
-        r2 = _ops.relu(y2, backend=self.backend)
+        r2, m2, v2 = self._bn_relu(c1, theta, "bn2")
         out = self._conv(r2, theta["conv2.weight"])
         if self.scale != 1.0:
             out = times(self.scale, out)
@@ -103,9 +102,15 @@ class ConvRate:
         out, saved, stats = self._forward(h, theta)
         return out, (stats if self.train else None), (saved if save else None)
 
-    def _bn_vjp(self, x, theta, which, dy, grads):
-        dx, g = _ops.bn_vjp(x, theta[f"{which}.gamma"], theta.get(f"{which}.mean"),
-                            theta.get(f"{which}.var"), dy, self.train, backend=self.backend)
+    def _bn_relu_vjp(self, x, theta, which, r, dr, grads):
+        """Cotangent of the input ``x`` of ``relu(bn(x)) = r`` (fused in training mode)."""
+        gamma = theta[f"{which}.gamma"]
+        if self.train:
+            dx, g = _ops.bn_relu_vjp(x, gamma, r, dr, backend=self.backend)
+        else:
+            dx, g = _ops.bn_vjp(x, gamma, theta[f"{which}.mean"], theta[f"{which}.var"],
+                                _ops.relu_vjp(r, dr, backend=self.backend), False,
+                                backend=self.backend)
         grads.update({f"{which}.{k}": v for k, v in g.items()})
         return dx
 
@@ -121,8 +126,8 @@ class ConvRate:
             a = times(self.scale, a)
         dr2, grads["conv2.weight"] = _ops.conv_vjp(r2, theta["conv2.weight"], a, STRIDE, PAD,
                                                    self.workspace, backend=backend)
-        dc1 = self._bn_vjp(c1, theta, "bn2", _ops.relu_vjp(r2, dr2, backend=backend), grads)
+        dc1 = self._bn_relu_vjp(c1, theta, "bn2", r2, dr2, grads)
         dr1, grads["conv1.weight"] = _ops.conv_vjp(r1, theta["conv1.weight"], dc1, STRIDE, PAD,
                                                    self.workspace, backend=backend)
-        dh = self._bn_vjp(h, theta, "bn1", _ops.relu_vjp(r1, dr1, backend=backend), grads)
+        dh = self._bn_relu_vjp(h, theta, "bn1", r1, dr1, grads)
         return dh, grads

@@ -27,10 +27,11 @@ def _chunks_finite(flat, flags):
     for c in numba.prange(flags.size):
         lo = c * CHUNK
         hi = min(flat.size, lo + CHUNK)
+        chunk = flat[lo:hi]  # a view indexed from 0: no wraparound test, the loop vectorises
         bad = 0
-        for i in range(lo, hi):
-            v = flat[i]
-            bad += (v - v) != 0.0
+        for i in range(chunk.size):
+            v = chunk[i]
+            bad += (v - v) != 0
         flags[c] = bad == 0
 
 

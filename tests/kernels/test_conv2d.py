@@ -1,8 +1,9 @@
 """The ``conv2d`` kernel and its VJP: definition vs Numba CPU vs CUDA (simulator), vs torch.
 
-The definition sums tap by tap (einsum), the CPU kernel by one BLAS GEMM, CUDA by the
-CPU's im2col bodies and a one-thread-per-element float64 GEMM: the orders differ, so
-backends agree within 1e-12
+The definition sums tap by tap (einsum), the CPU kernel directly on a padded grid for
+stride 1 (``_conv2d_direct``: taps in order, ``dw`` by chunked GEMMs) and by im2col and one
+BLAS GEMM otherwise, CUDA by the CPU's im2col bodies and its own GEMM: the orders differ,
+so backends agree within 1e-12
 (float64) / 1e-5 (float32), relative to the array's size, not bitwise.
 """
 import numpy as np
@@ -120,6 +121,40 @@ def test_conv2d_cpu_is_bitwise_identical_across_thread_counts(geometry, rng):
             results.append(_run("cpu", x, w, g, stride, pad))
     for a, e in zip(*results):
         np.testing.assert_array_equal(a, e)
+
+
+#: stride-1 geometries beyond the model's: no padding, padding 2, a 5x5 kernel, k = 2.
+DIRECT = ((3, 0), (3, 2), (5, 2), (5, 1), (2, 1), (2, 0), (1, 0))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k, pad", DIRECT)
+def test_direct_stride_1_kernel_agrees_with_definition(k, pad, dtype, rng, monkeypatch):
+    """The direct kernel on kernel sizes and paddings the models do not use, with the ``dw``
+    GEMMs split into several chunks (DW_CHUNK patched small) and non-square images."""
+    from refode.kernels.cpu import _conv2d_direct
+
+    monkeypatch.setattr(_conv2d_direct, "DW_CHUNK", 7)
+    x, w, g = _data(rng, 3, 2, 4, (6, 5), k, 1, pad, dtype)
+    for a, e in zip(_run("cpu", x, w, g, 1, pad), _run("reference", x, w, g, 1, pad)):
+        assert a.shape == e.shape
+        assert_close(a, e)
+
+
+def test_direct_kernel_sums_taps_in_order_bitwise(rng):
+    """Forward: per output element ``acc = acc + w x`` over (c, ki, kj) in order: bitwise the
+    same as that loop written out in NumPy (a 3x3 kernel takes the nine-tap path)."""
+    for k in (3, 2):
+        x, w, g = _data(rng, 2, 3, 2, (5, 4), k, 1, 1, np.float32)
+        out = _run("cpu", x, w, g, 1, 1)[0]
+        xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+        want = np.zeros_like(out)
+        for c in range(x.shape[1]):
+            for ki in range(k):
+                for kj in range(k):
+                    patch = xp[:, None, c, ki:ki + out.shape[2], kj:kj + out.shape[3]]
+                    want = want + w[None, :, c, ki, kj, None, None] * patch
+        np.testing.assert_array_equal(out, want)
 
 
 def test_conv2d_workspace_is_reused_without_allocation(rng):

@@ -53,9 +53,9 @@ def test_euler_piecewise_constant_is_k_batchnorm_layers():
     rate, h, dt = ConvRate(train=True), x, 1.0 / k
     for piece in range(k):  # the ResNet: h += dt * R_piece(h), BN with batch statistics
         theta = {name: c[piece] for name, c in block.params.items()}
-        y1, m1, v1 = _ops.bn_train(h, theta["bn1.gamma"], theta["bn1.beta"])
-        c1 = _ops.conv(_ops.relu(y1), theta["conv1.weight"], 1, 1, rate.workspace)
-        y2, m2, v2 = _ops.bn_train(c1, theta["bn2.gamma"], theta["bn2.beta"])
+        r1, m1, v1 = _ops.bn_relu(h, theta["bn1.gamma"], theta["bn1.beta"], None, None, True)
+        c1 = _ops.conv(r1, theta["conv1.weight"], 1, 1, rate.workspace)
+        r2, m2, v2 = _ops.bn_relu(c1, theta["bn2.gamma"], theta["bn2.beta"], None, None, True)
         for name, batch in zip(STATS, (m1, v1, m2, v2)):  # direct formula, bitwise
             np.testing.assert_array_equal(block.state[name][piece],
                                           MOMENTUM * batch + (1 - MOMENTUM) * old[name][piece])
@@ -280,6 +280,6 @@ def test_forward_stats_is_bitwise_forward_with_the_batch_statistics(train):
     if not train:
         assert stats is None
         return
-    _, m1, v1 = _ops.bn_train(x, theta["bn1.gamma"], theta["bn1.beta"])
+    _, m1, v1 = _ops.bn_relu(x, theta["bn1.gamma"], theta["bn1.beta"], None, None, True)
     np.testing.assert_array_equal(stats[0], m1)
     np.testing.assert_array_equal(stats[1], v1)

@@ -23,15 +23,17 @@ CHUNK = 2048
 
 def _chunk(indptr, indices, data, src, out, acc, j, lo, hi):
     """``out[j, lo:hi] = sum_q data[q] src[indices[q], lo:hi]``, accumulated in ``acc``."""
-    for p in range(hi - lo):
+    size = hi - lo
+    for p in range(size):
         acc[p] = 0.0
     for q in range(indptr[j], indptr[j + 1]):
         w = data[q]
-        row = indices[q]
-        for p in range(lo, hi):
-            acc[p - lo] += w * src[row, p]
-    for p in range(lo, hi):
-        out[j, p] = acc[p - lo]
+        src_row = src[indices[q], lo:hi]  # views indexed from 0: no wraparound test, so
+        for p in range(size):             # the loop vectorises
+            acc[p] += w * src_row[p]
+    out_row = out[j, lo:hi]
+    for p in range(size):
+        out_row[p] = acc[p]
 
 
 BODIES = (_chunk,)

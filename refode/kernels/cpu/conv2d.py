@@ -30,6 +30,7 @@ element (``Runner.matmul``), its temporaries on the device (``workspace`` is not
 import numpy as np
 
 from .._compile import Runner
+from . import _conv2d_direct as direct
 
 __all__ = ["conv2d", "conv2d_vjp"]
 
@@ -139,4 +140,26 @@ def drivers(run):
     return conv2d, conv2d_vjp
 
 
-conv2d, conv2d_vjp = drivers(Runner(BODIES))
+_im2col_conv2d, _im2col_conv2d_vjp = drivers(Runner(BODIES))
+
+
+def conv2d(x, w, stride, pad, out, *, workspace=None):
+    """Arguments as :func:`refode.kernels.reference.conv2d.conv2d` (C-contiguous arrays).
+
+    Stride 1 runs the direct kernel of :mod:`refode.kernels.cpu._conv2d_direct`, other
+    strides im2col + GEMM (the module docstring). ``workspace`` (a
+    :class:`refode.kernels.workspace.Workspace`, optional) keeps the temporaries.
+    """
+    if stride == 1 and pad < w.shape[2]:
+        direct.conv2d(x, w, pad, out, Runner.workspace(workspace))
+    else:
+        _im2col_conv2d(x, w, stride, pad, out, workspace=workspace)
+
+
+def conv2d_vjp(x, w, g, stride, pad, dx, dw, *, workspace=None):
+    """Arguments as :func:`refode.kernels.reference.conv2d.conv2d_vjp`; stride 1 direct, as
+    for :func:`conv2d`; ``workspace`` as for ``conv2d`` (shared with it)."""
+    if stride == 1 and pad < w.shape[2]:
+        direct.conv2d_vjp(x, w, g, pad, dx, dw, Runner.workspace(workspace))
+    else:
+        _im2col_conv2d_vjp(x, w, g, stride, pad, dx, dw, workspace=workspace)
