@@ -3,6 +3,7 @@
 :func:`pin_threads` must run before numpy, numba, torch or jax are imported
 (``benchmarks/run.py`` calls it first); everything else here imports numpy lazily.
 """
+import json
 import os
 import platform
 import sys
@@ -127,6 +128,27 @@ def agreement(ref, other, dtype):
     return {"ok": bool(errors) and worst_error <= rtol, "rtol": rtol, "metric": METRIC[dtype],
             "worst": worst,
             "worst_error": worst_error, "errors": errors}
+
+
+def disagreements(label, agreements):
+    """One failure line per library of ``{library: agreement}`` that disagrees."""
+    return [f"{label} {lib}: {a['worst']} off by {a['worst_error']:.2e} > {a['rtol']:.0e}"
+            for lib, a in agreements.items() if not a["ok"]]
+
+
+def finish(report, failures, path, started):
+    """Record ``failures`` and the wall time since ``started`` in ``report``, write it to
+    ``path`` as JSON (if given), print the failures on stderr and a last line; returns
+    the exit status (1 if any failure)."""
+    report["failures"] = failures
+    report["wall_s"] = time.perf_counter() - started
+    if path:
+        with open(path, "w") as fh:
+            json.dump(report, fh, indent=1, default=float)
+    for line in failures:
+        print(f"FAIL {line}", file=sys.stderr)
+    print(f"done in {report['wall_s']:.1f} s; {len(failures)} failure(s)", flush=True)
+    return 1 if failures else 0
 
 
 def block_run(block, x, w, names):

@@ -50,14 +50,14 @@ def conv_net(widths, k, n, scheme, dtype, backend, seed=0):
                          scheme=scheme, dtype=dtype, backend=backend, seed=seed)
 
 
-def _torch_net(net, torch):
+def _torch_net(net, torch, device="cpu"):
     from refode.interop import torch as rt
     from validation.torch_impl.continuousnet import TorchContinuousNet
 
     _, cfg, dtype = rt.config(net)
     module = TorchContinuousNet(**cfg, dtype=dtype)
     module.load_state_dict(rt.state_dict(net))
-    return module
+    return module.to(device)
 
 
 def _jax_trees(net):
@@ -91,10 +91,10 @@ def w1_problem(dtype, size, backend):
     return net, net.ode_blocks()["block1"], x, rng.standard_normal(x.shape).astype(dtype)
 
 
-def w1(dtype, size, backend, libraries):
+def w1(dtype, size, backend, libraries, torch_device="cpu"):
     """W1 at ``size = {"batch", "channels", "side", "k", "n"}``: forward in training mode
     (batch statistics, running statistics refitted) + gradient of ``sum(w * h(T))`` with
-    respect to the input and every coefficient array."""
+    respect to the input and every coefficient array; PyTorch on ``torch_device``."""
     b, c, s, _, n = (size[key] for key in ("batch", "channels", "side", "k", "n"))
     net, block, x, w = w1_problem(dtype, size, backend)
     names = sorted(block.params)
@@ -106,9 +106,9 @@ def w1(dtype, size, backend, libraries):
         torch = found["pytorch"]
         from refode.interop.torch import torch_key
 
-        tblock = _torch_net(net, torch).block1.train()
+        tblock = _torch_net(net, torch, torch_device).block1.train()
         keys = {m: torch_key(f"block1.{m}")[len("block1."):] for m in names}
-        tx, tw = torch.from_numpy(x), torch.from_numpy(w)
+        tx, tw = torch.from_numpy(x).to(torch_device), torch.from_numpy(w).to(torch_device)
 
         def torch_step():
             for p in tblock.parameters():
@@ -119,8 +119,8 @@ def w1(dtype, size, backend, libraries):
             return h, xx.grad, {m: tblock.get_parameter(keys[m]).grad for m in names}
 
         case.runs["pytorch"] = (torch_step, lambda r: {
-            "h": r[0].detach().numpy(), "dx": r[1].numpy(),
-            **{f"d[{m}]": r[2][m].numpy() for m in names}})
+            "h": r[0].detach().cpu().numpy(), "dx": r[1].cpu().numpy(),
+            **{f"d[{m}]": r[2][m].cpu().numpy() for m in names}})
     if "jax" in found:
         jax = found["jax"]
         import jax.numpy as jnp
@@ -163,9 +163,9 @@ def w4_flops(batch, side, in_channels, widths, n, scheme):
     return total
 
 
-def w4(dtype, size, backend, libraries):
+def w4(dtype, size, backend, libraries, torch_device="cpu"):
     """W4 at ``size = {"batch", "side", "widths", "k", "n", "scheme"}``: logits of the
-    whole network in inference (running statistics)."""
+    whole network in inference (running statistics); PyTorch on ``torch_device``."""
     b, s, widths, k, n, scheme = (size[key] for key in
                                   ("batch", "side", "widths", "k", "n", "scheme"))
     net = conv_net(tuple(widths), k, n, scheme, dtype, backend)
@@ -175,14 +175,14 @@ def w4(dtype, size, backend, libraries):
     found, case.skipped = peers(libraries)
     if "pytorch" in found:
         torch = found["pytorch"]
-        module = _torch_net(net, torch).eval()
-        tx = torch.from_numpy(x)
+        module = _torch_net(net, torch, torch_device).eval()
+        tx = torch.from_numpy(x).to(torch_device)
 
         def torch_forward():
             with torch.no_grad():
                 return module(tx)
 
-        case.runs["pytorch"] = (torch_forward, lambda r: {"logits": r.numpy()})
+        case.runs["pytorch"] = (torch_forward, lambda r: {"logits": r.cpu().numpy()})
     if "jax" in found:
         jax = found["jax"]
         import jax.numpy as jnp

@@ -17,7 +17,6 @@ Usage::
 exit status is 1 when any peer disagrees with refode beyond the tolerance of its dtype.
 """
 import argparse
-import json
 import os
 import sys
 import time
@@ -196,9 +195,7 @@ def main(argv=None):
                 row = measure(case, dtype, repeats)
                 entry["rows"][label] = row
                 print_row(f"{name} {label}", row, report["gemm"][dtype]["gflops"])
-                failures += [f"{name} {label} {lib}: {a['worst']} off by {a['worst_error']:.2e}"
-                             f" > {a['rtol']:.0e}" for lib, a in row["agreement"].items()
-                             if not a["ok"]]
+                failures += common.disagreements(f"{name} {label}", row["agreement"])
         elif name == "W3":
             for dtype in args.dtypes:
                 row = misc.w3(np.dtype(dtype), sizes["W3"], args.backend, repeats)
@@ -228,15 +225,7 @@ def main(argv=None):
                 f"{k} {v:.2f}" for k, v in row["first_call_s"].items()), flush=True)
         entry["wall_s"] = time.perf_counter() - start
         report["workloads"][name] = entry
-    report["failures"] = failures
-    report["wall_s"] = time.perf_counter() - started
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(report, fh, indent=1, default=float)
-    for line in failures:
-        print(f"FAIL {line}", file=sys.stderr)
-    print(f"done in {report['wall_s']:.1f} s; {len(failures)} failure(s)", flush=True)
-    return 1 if failures else 0
+    return common.finish(report, failures, args.json, started)
 
 
 if __name__ == "__main__":

@@ -28,8 +28,9 @@ def jax_encoder(ode, x, cfg):
                      tuple(cfg["interval"]))[0]
 
 
-def w2(dtype, size, backend, libraries):
-    """W2 at ``size = {"batch", "length", "width", "heads", "ffn", "k", "n", "scheme"}``."""
+def w2(dtype, size, backend, libraries, torch_device="cpu"):
+    """W2 at ``size = {"batch", "length", "width", "heads", "ffn", "k", "n", "scheme"}``;
+    PyTorch on ``torch_device``."""
     from refode.models import ContinuousTagger
 
     b, length, d, heads, ffn, k, n, scheme = (size[key] for key in (
@@ -55,8 +56,8 @@ def w2(dtype, size, backend, libraries):
         _, cfg, tdtype = rt.config(tagger)
         module = TorchTagger(**cfg, dtype=tdtype)
         module.load_state_dict(rt.state_dict(tagger))
-        enc = module.ode
-        tx, tw = torch.from_numpy(x), torch.from_numpy(w)
+        enc = module.ode.to(torch_device)
+        tx, tw = torch.from_numpy(x).to(torch_device), torch.from_numpy(w).to(torch_device)
 
         def torch_step():
             for p in enc.parameters():
@@ -67,8 +68,8 @@ def w2(dtype, size, backend, libraries):
             return h, xx.grad, {m: enc.get_parameter(m).grad for m in names}
 
         case.runs["pytorch"] = (torch_step, lambda r: {
-            "h": r[0].detach().numpy(), "dx": r[1].numpy(),
-            **{f"d[{m}]": r[2][m].numpy() for m in names}})
+            "h": r[0].detach().cpu().numpy(), "dx": r[1].cpu().numpy(),
+            **{f"d[{m}]": r[2][m].cpu().numpy() for m in names}})
     if "jax" in found:
         jax = found["jax"]
         import jax.numpy as jnp

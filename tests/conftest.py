@@ -5,6 +5,7 @@ The CUDA kernels run in Numba's simulator unless a GPU run is asked for with
 which is why it is set here, before any test module imports refode.
 """
 import os
+import sys
 
 os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
@@ -18,8 +19,18 @@ from . import profiles  # noqa: E402
 #: small odd block size so that tiny inputs span several CUDA blocks in the simulator.
 SIM_THREADS_PER_BLOCK = 7
 
+#: interpreter switch interval under the simulator: its syncthreads polls a block's threads
+#: while holding the GIL, so at the default 5 ms every barrier costs ~5 ms per thread.
+SIM_SWITCH_INTERVAL = 1e-4
+#: GEMM tile side under the simulator: 16 simulated threads a block instead of 256.
+SIM_TILE = 4
+
 if os.environ["NUMBA_ENABLE_CUDASIM"] == "1":
     config.CUDA_THREADS_PER_BLOCK = SIM_THREADS_PER_BLOCK
+    sys.setswitchinterval(SIM_SWITCH_INTERVAL)
+    from refode.kernels.cuda import _gemm  # noqa: E402  (does not import numba.cuda)
+
+    _gemm.TILE = SIM_TILE
 
 profiles.load()
 

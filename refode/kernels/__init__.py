@@ -2,8 +2,10 @@
 
 - ``refode.kernels.reference.<op>``: a short NumPy definition, the meaning of the op;
 - ``refode.kernels.cpu.<op>``: the Numba CPU kernel (the default backend);
-- ``refode.kernels.cuda.<op>``: the same bodies compiled with ``cuda.jit(device=True)``,
-  one thread per task (see :mod:`refode.kernels._compile`).
+- ``refode.kernels.cuda.<op>``: numba.cuda kernels: the CPU bodies as
+  ``cuda.jit(device=True)`` functions, one thread per task, for the elementwise ops; a
+  tiled shared-memory GEMM and one-block-per-row reductions for the products and
+  reductions (see :mod:`refode.kernels.cuda`).
 
 Kernels only compute: they take preallocated outputs (passed last), trust their
 inputs, and are called by public functions that validate. ``get(op, backend)``

@@ -137,23 +137,25 @@ def bn_relu(x, gamma, beta, mean, var, train, *, backend=BACKEND):
     """``relu(bn(x))`` fused: ``(r, batch mean, unbiased batch variance)`` in training mode,
     ``(r, None, None)`` in evaluation with ``mean, var (C,)``."""
     x = _c(x)
-    r = np.empty_like(x)
+    r = empty_like(x)
     if not train:
-        _k("bn_relu.bn_relu_eval", backend)(x, _c(gamma), _c(beta), _c(mean), _c(var), r, EPS)
+        _k("bn_relu.bn_relu_eval", backend)(x, _c(gamma, x), _c(beta, x), _c(mean, x),
+                                            _c(var, x), r, EPS)
         return r, None, None
-    mean = np.empty(x.shape[1], dtype=x.dtype)
-    var = np.empty(x.shape[1], dtype=x.dtype)
-    _k("bn_relu", backend)(x, _c(gamma), _c(beta), r, mean, var, EPS)
+    mean = empty(x.shape[1], x.dtype, x)
+    var = empty(x.shape[1], x.dtype, x)
+    _k("bn_relu", backend)(x, _c(gamma, x), _c(beta, x), r, mean, var, EPS)
     return r, mean, var
 
 
 def bn_relu_vjp(x, gamma, r, dr, *, backend=BACKEND):
     """``(dx, {"gamma": (C,), "beta": (C,)})`` of the training form of :func:`bn_relu`, from
     its input ``x``, its output ``r`` and the cotangent ``dr``."""
-    x, r, dr = _c(x), _c(r), _c(dr)
-    dx = np.empty_like(x)
-    d = [np.empty(x.shape[1], dtype=x.dtype) for _ in range(2)]
-    _k("bn_relu.bn_relu_vjp", backend)(x, _c(gamma), r, dr, dx, *d, EPS)
+    x = _c(x)
+    r, dr = _c(r, x), _c(dr, x)
+    dx = empty_like(x)
+    d = [empty(x.shape[1], x.dtype, x) for _ in range(2)]
+    _k("bn_relu.bn_relu_vjp", backend)(x, _c(gamma, x), r, dr, dx, *d, EPS)
     return dx, dict(zip(("gamma", "beta"), d))
 
 

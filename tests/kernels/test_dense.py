@@ -1,7 +1,7 @@
 """The ``dense`` kernel and its VJP: definition vs Numba CPU vs CUDA (simulator), vs torch.
 
 Reference vs CPU is bitwise: both make the same BLAS calls and add the bias, and sum the
-bias cotangent, in the same order. CUDA sums in float64 in its own order: within
+bias cotangent, in the same order. CUDA sums in the input dtype in increasing inner index: within
 1e-12 (float64) / 1e-5 (float32), relative to the array's size.
 """
 import numpy as np

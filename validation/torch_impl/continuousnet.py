@@ -97,15 +97,17 @@ class StatefulBatchNorm(nn.Module):
                 phi[r, j] = wj
         active = torch.nonzero(phi.abs().sum(0) > 0).flatten()
         phi_a = phi[:, active]
+        # on the CPU (a few numbers; CUDA's lstsq has no 'gelsd'): no-ops for CPU tensors
         for which, buf in enumerate((self.running_mean, self.running_var)):
-            old = buf.to(torch.float64)
+            old = buf.to("cpu", torch.float64)
             sampled = torch.stack([at(old, s) for s, _ in visited])
-            batch = torch.stack([rec[slot][which].to(torch.float64) for _, rec in visited])
+            batch = torch.stack([rec[slot][which].to("cpu", torch.float64)
+                                 for _, rec in visited])
             target = MOMENTUM * batch + (1 - MOMENTUM) * sampled
             # minimum-change solution: stat_A + pinv(Phi_A) (q - Phi_A stat_A)
             resid = target - phi_a @ old[active]
             delta = torch.linalg.lstsq(phi_a, resid, driver="gelsd").solution
-            buf[active] = (old[active] + delta).to(buf.dtype)
+            buf[active.to(buf.device)] = (old[active] + delta).to(buf.device, buf.dtype)
 
 
 class ODEBlock(nn.Module):

@@ -3,7 +3,7 @@
 The projections and the per-head products are batched GEMMs (``np.matmul`` on
 stacked arrays), each one call outside any parallel region; the masked softmax and
 its VJP are Numba kernels parallel over score rows (each row written by one task,
-summed in order in float64), whose row bodies the CUDA backend shares; the GEMMs and
+summed in order in float64) (CUDA has its own block-per-row softmax kernels); the GEMMs and
 NumPy reshapes are not shared (BLAS is only called outside parallel loops). Bitwise
 identical for any number of Numba threads. GEMMs run in the input dtype.
 """

@@ -2,8 +2,8 @@
 
 Parallel over channels: each task reads one channel, sums it serially in a fixed
 order (float64 accumulators) and writes only that channel's slices, so results are
-bitwise identical for any thread count. The channel bodies are shared with the
-CUDA backend (one thread per channel).
+bitwise identical for any thread count. CUDA has its own block-per-channel kernels
+(refode/kernels/cuda/batchnorm.py).
 """
 import math
 

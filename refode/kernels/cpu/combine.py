@@ -3,10 +3,9 @@
 The body :func:`_chunk` computes columns ``lo .. hi`` of one output row into a float64
 accumulator, summing the stored entries in their order. The CPU runs it for every row
 of a column chunk in one parallel task (``CHUNK`` columns, so the inner loop is a long
-contiguous one); CUDA runs it with one thread per output element and a one-element
-local accumulator. Each output element is written by one task: bitwise the NumPy
-definition for any thread count. The loops are written by hand (not with
-``_compile.loop``) because the accumulator is allocated per task, differently per target.
+contiguous one); CUDA runs the same arithmetic with one thread per output element and
+a register accumulator. Each output element is written by one task: bitwise the NumPy
+definition for any thread count.
 """
 import numba
 import numpy as np

@@ -24,8 +24,8 @@ busy-wait after their work (libgomp, Numba's default ``omp`` layer, unless
 ``OMP_WAIT_POLICY=PASSIVE``) steal cores from the other pool; importing refode sets
 ``OMP_WAIT_POLICY=PASSIVE`` unless the variable is already set (:mod:`refode.config`).
 
-CUDA runs the same bodies and drivers, one thread per task, its GEMMs one thread per
-element (``Runner.matmul``), its temporaries on the device (``workspace`` is not used).
+CUDA runs the same bodies and drivers, one thread per task, its GEMMs the tiled
+shared-memory GEMM (``Runner.matmul``), its temporaries on the device (``workspace`` is not used).
 """
 import numpy as np
 

@@ -2,7 +2,7 @@
 
 Rows are handled in parallel (each writes its own loss term or gradient row); the
 mean is then summed by one task in row order. Bitwise identical for any thread
-count. Bodies and drivers are shared with the CUDA backend (one thread per row).
+count. CUDA has its own block-per-row kernels (refode/kernels/cuda/cross_entropy.py).
 """
 import math
 

@@ -1,7 +1,8 @@
 """Numba CPU kernels of ``dense`` (see :mod:`refode.kernels.reference.dense`).
 
 The products go through ``run.matmul``: on the CPU single BLAS GEMMs called from
-Python (outside any parallel region), on CUDA one thread per element. The bias is
+Python (outside any parallel region), on CUDA the
+tiled shared-memory GEMM of refode.kernels.cuda._gemm. The bias is
 added and its cotangent summed by bodies shared with CUDA, in a fixed order (rows of
 ``g`` added in order, in the output dtype), so the results are bitwise those of the
 NumPy definition for any thread count.

@@ -3,7 +3,8 @@
 The public functions view the input as rows (M, D). Rows are normalised in parallel
 (one task a row); the parameter gradients are reduced in parallel over columns, each
 column summing its rows in order. Bitwise identical for any thread count; float64
-accumulators. The row and column bodies are shared with the CUDA backend.
+accumulators. CUDA has its own block-per-row kernels
+(refode/kernels/cuda/layernorm.py).
 """
 import math
 
