@@ -54,15 +54,21 @@ def _copy_kernel(n, a, out):
         out[i] = a[i]
 
 
+@cuda.jit(device=True)
+def _nchw(t, shape):
+    """``(b, c, i, j)`` of flat index ``t`` into a C-contiguous 4-D array of ``shape``."""
+    j = t % shape[3]
+    i = (t // shape[3]) % shape[2]
+    c = (t // (shape[3] * shape[2])) % shape[1]
+    return t // (shape[3] * shape[2] * shape[1]), c, i, j
+
+
 @cuda.jit
 def _pad_kernel(n, x, top, left, out):
     """``out (B, C, H + pads, W + pads)``: ``x`` at ``(top, left)``, zeros around it."""
     t = cuda.grid(1)
     if t < n:
-        j = t % out.shape[3]
-        i = (t // out.shape[3]) % out.shape[2]
-        c = (t // (out.shape[3] * out.shape[2])) % out.shape[1]
-        b = t // (out.shape[3] * out.shape[2] * out.shape[1])
+        b, c, i, j = _nchw(t, out.shape)
         u, v = i - top, j - left
         if 0 <= u < x.shape[2] and 0 <= v < x.shape[3]:
             out[b, c, i, j] = x[b, c, u, v]
@@ -75,10 +81,7 @@ def _crop_kernel(n, x, top, left, out):
     """``out = x[:, :, top:top + H, left:left + W]`` for ``out (B, C, H, W)``."""
     t = cuda.grid(1)
     if t < n:
-        j = t % out.shape[3]
-        i = (t // out.shape[3]) % out.shape[2]
-        c = (t // (out.shape[3] * out.shape[2])) % out.shape[1]
-        b = t // (out.shape[3] * out.shape[2] * out.shape[1])
+        b, c, i, j = _nchw(t, out.shape)
         out[b, c, i, j] = x[b, c, i + top, j + left]
 
 

@@ -3,6 +3,7 @@ import numpy as np
 
 from refode.kernels import get
 
+from .._checks import assert_close
 from ..vjp_checks import run_outputs
 
 DTYPES = (np.float64, np.float32)
@@ -30,3 +31,22 @@ def both(kernel, args, templates, backend="cuda"):
     """Outputs of ``backend``'s and the reference's ``kernel`` on the same inputs."""
     return (run_outputs(get(kernel, backend), args, templates),
             run_outputs(get(kernel, "reference"), args, templates))
+
+
+def assert_matches_definition(kernel, args, templates, dtype):
+    """The CUDA ``kernel``'s outputs are of ``dtype`` and close to the reference's."""
+    actual, expected = both(kernel, args, templates)
+    for a, e in zip(actual, expected):
+        assert a.dtype == dtype
+        assert_close(a, e)
+
+
+def assert_device_run_matches_host_run(cuda, no_transfers, kernel, args, templates):
+    """``kernel`` on device inputs and outputs copies nothing and gives bitwise what it
+    gives on host arrays."""
+    expected = run_outputs(get(kernel, "cuda"), args, templates)
+    d_args, d_outs = device_copies(cuda, args), device_outputs(cuda, templates)
+    with no_transfers():
+        get(kernel, "cuda")(*d_args, *d_outs)
+    for a, e in zip(host(d_outs), expected):
+        np.testing.assert_array_equal(a, e)

@@ -7,11 +7,8 @@ side 4 with ragged edges.
 import numpy as np
 import pytest
 
-from refode.kernels import get
 
-from .._checks import assert_close
-from ..vjp_checks import run_outputs
-from ._helpers import DTYPES, both, device_copies, device_outputs, host
+from ._helpers import (DTYPES, assert_device_run_matches_host_run, assert_matches_definition, both)
 
 pytestmark = pytest.mark.cuda
 
@@ -33,11 +30,7 @@ def _cases(rng, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kernel", ["dense", "dense.dense_vjp", "conv2d", "conv2d.conv2d_vjp"])
 def test_layers_match_their_definitions(kernel, dtype, rng):
-    args, templates = _cases(rng, dtype)[kernel]
-    actual, expected = both(kernel, args, templates)
-    for a, e in zip(actual, expected):
-        assert a.dtype == dtype
-        assert_close(a, e)
+    assert_matches_definition(kernel, *_cases(rng, dtype)[kernel], dtype)
 
 
 def test_dense_bias_cotangent_is_bitwise_the_definitions_row_order(rng):
@@ -49,9 +42,4 @@ def test_dense_bias_cotangent_is_bitwise_the_definitions_row_order(rng):
 @pytest.mark.parametrize("kernel", ["dense.dense_vjp", "conv2d.conv2d_vjp"])
 def test_layers_on_device_arrays(kernel, cuda, no_transfers, rng):
     args, templates = _cases(rng, np.float64)[kernel]
-    expected = run_outputs(get(kernel, "cuda"), args, templates)
-    d_args, d_outs = device_copies(cuda, args), device_outputs(cuda, templates)
-    with no_transfers():
-        get(kernel, "cuda")(*d_args, *d_outs)
-    for a, e in zip(host(d_outs), expected):
-        np.testing.assert_array_equal(a, e)
+    assert_device_run_matches_host_run(cuda, no_transfers, kernel, args, templates)

@@ -8,11 +8,8 @@ within 1e-12 (float64) / 1e-5 (float32), and on device arrays without copies.
 import numpy as np
 import pytest
 
-from refode.kernels import get
 
-from .._checks import assert_close
-from ..vjp_checks import run_outputs
-from ._helpers import DTYPES, both, device_copies, device_outputs, host
+from ._helpers import (DTYPES, assert_device_run_matches_host_run, assert_matches_definition)
 
 pytestmark = pytest.mark.cuda
 
@@ -47,19 +44,10 @@ KERNELS = tuple(_cases(np.random.default_rng(0), np.float64))
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_task_kernels_match_their_definitions(kernel, dtype, rng):
-    args, templates = _cases(rng, dtype)[kernel]
-    actual, expected = both(kernel, args, templates)
-    for a, e in zip(actual, expected):
-        assert a.dtype == dtype
-        assert_close(a, e)
+    assert_matches_definition(kernel, *_cases(rng, dtype)[kernel], dtype)
 
 
 @pytest.mark.parametrize("kernel", ["activation.gelu_vjp", "embedding.embedding_vjp"])
 def test_task_kernels_on_device_arrays(kernel, cuda, no_transfers, rng):
     args, templates = _cases(rng, np.float64)[kernel]
-    expected = run_outputs(get(kernel, "cuda"), args, templates)
-    d_args, d_outs = device_copies(cuda, args), device_outputs(cuda, templates)
-    with no_transfers():
-        get(kernel, "cuda")(*d_args, *d_outs)
-    for a, e in zip(host(d_outs), expected):
-        np.testing.assert_array_equal(a, e)
+    assert_device_run_matches_host_run(cuda, no_transfers, kernel, args, templates)
