@@ -222,18 +222,34 @@ class StatefulODEBlock(Layer):
         Returns
         -------
         dict name -> ``(K, C)`` array of the state's dtype
+            A channel whose samples are not all finite (the block's input was not
+            finite) keeps its current coefficients, with a RefodeWarning: the NaN
+            computed upstream reaches the outputs, where evaluation counts it,
+            rather than raising here.
         """
         points = [(stage.position, stage.side) for stage in self.stages()]
         total = float(sum(sizes))
         out = {}
+        nonfinite = 0
         for i, name in enumerate(STATS):
             stages = np.stack([np.stack([np.asarray(rec[i], np.float64) for rec in records])
                                for records in batches])  # (batches, stages, C)
             weights = np.asarray(sizes, np.float64)[:, None, None] / total
             mean = np.sum(stages * weights, axis=0)
-            fitted = projection.fit(points, mean, self.basis,
+            bad = ~np.all(np.isfinite(mean), axis=0)  # (C,) channels with a non-finite sample
+            nonfinite += int(np.count_nonzero(bad))
+            fitted = projection.fit(points, np.where(bad, 0.0, mean), self.basis,
                                     previous=np.asarray(self.state[name], np.float64))
+            fitted[:, bad] = np.asarray(self.state[name], np.float64)[:, bad]
             out[name] = fitted.astype(self.state[name].dtype)
+        if nonfinite:
+            warnings.warn(
+                f"{nonfinite} statistic(s) (channels over the {len(STATS)} arrays) kept "
+                "their previous coefficients: the block's batch statistics are not finite "
+                "because its input is not (e.g. an earlier block's running variance is not "
+                "positive), and evaluation gives NaN there. Use stats='positive' or "
+                "another basis",
+                RefodeWarning, stacklevel=3)
         return out
 
     def nonpositive_variances(self):

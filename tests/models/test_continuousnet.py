@@ -195,6 +195,35 @@ def test_recalibrate_refits_every_block_in_order_on_its_evaluation_input():
     assert all(np.array_equal(again.state[k], new.state[k]) for k in new.state)
 
 
+def test_recalibrate_after_a_nonpositive_variance_gives_nan_outputs_not_an_error():
+    from refode.errors import RefodeWarning
+
+    x, _ = batch(7)
+    model = _trained(tiny(n_basis=2, n_steps=2))
+    blocks = [name for name in model.network.layers if name.startswith("block")]
+    assert len(blocks) >= 2
+    first = model.network.layers[blocks[0]]
+    state = dict(first.state)
+    state["bn1.var"] = np.full_like(state["bn1.var"], -5.0)  # var + eps < 0 everywhere
+    first.state = state
+    # the second block's evaluation-mode input is not finite: its batch statistics are not
+    h = x
+    for name, layer in model.network.layers.items():
+        if name == blocks[1]:
+            break
+        h = layer.forward(h, False)[0]
+    assert not np.all(np.isfinite(h))
+    hs = [h]
+    second = model.network.layers[blocks[1]]
+    with pytest.warns(RefodeWarning, match="kept their previous coefficients"):
+        fitted = second.recalibrated([second.batch_statistics(h)[1] for h in hs], [len(x)])
+    for key, value in fitted.items():  # channels without finite samples keep the old values
+        assert np.all(np.isfinite(value))
+        np.testing.assert_array_equal(value, second.state[key])
+    second.state = fitted
+    assert np.isnan(model.forward(x)).all()  # the upstream NaN reaches the logits
+
+
 def test_rediscretize_statistics_policy_arguments_are_checked():
     model = tiny(n_basis=2, n_steps=2)
     x, _ = batch()
