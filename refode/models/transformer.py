@@ -55,6 +55,8 @@ ATTENTION = "attn_weights"
 ATTENTION_BIAS = "attn_biases"
 #: attention projections Q, K, V, O stacked in ``attn_weights``.
 N_PROJECTIONS = 4
+#: the forward intermediates :meth:`_EncoderRate.forward_save` keeps per stage.
+SAVED = ("u", "s", "v", "p", "e")
 
 
 def weight_shapes(width, ffn, attention_bias):
@@ -236,20 +238,38 @@ class _EncoderRate:
         """
         return self._run(h, theta)["r"]
 
+    def forward_save(self, t, h, theta):
+        """:meth:`forward` and the intermediates :meth:`vjp_saved` needs.
+
+        ``saved`` is a dict of ``u = LN1(x)``, the attention output ``s``, ``v = LN2(z)``
+        (``(B L, D)``), the first dense layer's output ``p`` and its ELU ``e`` (``(B L,
+        F)``); ``z`` is recomputed (one addition). The cotangents are bitwise those of
+        :meth:`vjp`, which recomputes the same intermediates.
+        """
+        c = self._run(h, theta)
+        return c["r"], {key: c[key] for key in SAVED}
+
     # --------------------------------------------------------------------- vjp
     def vjp(self, t, h, theta, a):
         """``a^T dR/dh`` and ``a^T dR/dtheta`` for the cotangent ``a`` (B, L, D).
 
-        Recomputes the forward intermediates, then reverses: the output mask zeroes
-        the padded rows of ``a``; MLP (dense, ELU, dense), LN2, attention, LN1.
+        Recomputes the forward intermediates, then reverses (:meth:`vjp_saved`): the
+        output mask zeroes the padded rows of ``a``; MLP (dense, ELU, dense), LN2,
+        attention, LN1.
 
         Returns
         -------
         a_h : (B, L, D)
         a_theta : dict name -> shape of :meth:`shapes`
         """
-        c = self._run(h, theta)
-        x, th = c["x"], c["th"]
+        return self.vjp_saved(t, h, theta, a, self.forward_save(t, h, theta)[1])
+
+    def vjp_saved(self, t, h, theta, a, saved):
+        """:meth:`vjp` from the intermediates ``saved`` of :meth:`forward_save`."""
+        self._check(h)
+        x, th = self._inputs(h, theta)
+        c = dict(saved)
+        c["z"] = add(x, c["s"]) if self.mlp_sees_attention else x
         b, length, d = x.shape
         g = self._zero_padded(copy(a) if on_device(x) else np.array(a, dtype=x.dtype))
         grads = {k: empty_like(v) for k, v in th.items()}

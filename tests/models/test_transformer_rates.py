@@ -181,3 +181,40 @@ def test_the_ode_block_takes_the_mask_per_call(train):
     np.testing.assert_array_equal(dx, want_dx)
     for name in want_grads:
         np.testing.assert_array_equal(grads[name], want_grads[name])
+
+
+class _PlainRate:
+    """An encoder rate seen through the base rate protocol only (no ``forward_save``)."""
+
+    def __init__(self, rate):
+        self.rate = rate
+
+    def forward(self, t, h, theta):
+        return self.rate.forward(t, h, theta)
+
+    def vjp(self, t, h, theta, a):
+        return self.rate.vjp(t, h, theta, a)
+
+
+@pytest.mark.parametrize("kind", sorted(RATES))
+@pytest.mark.parametrize("checkpoint,slots", [("all", None), ("steps", None), ("binomial", 1)])
+def test_saving_intermediates_is_bitwise_the_recomputing_vjp(kind, checkpoint, slots):
+    import refode
+
+    rate, _, h, _, _ = _case(kind, 2, True, 3, [4, 2, 3], seed=11)
+    rng = np.random.default_rng(12)
+    basis = refode.basis("fem_linear", 2)
+    coefficients = rate.init(rng, basis.n)
+    a = rng.standard_normal(h.shape)
+    kwargs = {"scheme": "rk4", "n_steps": 3, "checkpoint": checkpoint}
+    if slots:
+        kwargs["slots"] = slots
+    saved = refode.gradient(rate, h, coefficients, basis, a, **kwargs)
+    plain = refode.gradient(_PlainRate(rate), h, coefficients, basis, a, **kwargs)
+    np.testing.assert_array_equal(saved[0], plain[0])
+    assert np.any(saved[0] != 0.0)
+    for name in coefficients:
+        np.testing.assert_array_equal(saved[1][name], plain[1][name])
+    k, kept = rate.forward_save(0.0, h, {n: c[0] for n, c in coefficients.items()})
+    np.testing.assert_array_equal(k, rate.forward(0.0, h, {n: c[0] for n, c in coefficients.items()}))
+    assert set(kept) == {"u", "s", "v", "p", "e"}
