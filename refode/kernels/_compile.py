@@ -96,6 +96,9 @@ class Runner:
         ``prange`` loops (True) or plain ``range`` loops.
     """
 
+    #: columns per task of a column reduction (contiguous lanes of a row vectorise).
+    LANES = 64
+
     def __init__(self, functions, parallel=True):
         self.compiled = bodies(cpu_jit, *functions)
         self._parallel = parallel

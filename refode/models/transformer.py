@@ -56,7 +56,7 @@ ATTENTION_BIAS = "attn_biases"
 #: attention projections Q, K, V, O stacked in ``attn_weights``.
 N_PROJECTIONS = 4
 #: the forward intermediates :meth:`_EncoderRate.forward_save` keeps per stage.
-SAVED = ("u", "s", "v", "p", "e")
+SAVED = ("u", "s", "a", "v", "p", "e")
 
 
 def weight_shapes(width, ffn, attention_bias):
@@ -197,8 +197,9 @@ class _EncoderRate:
         x = np.ascontiguousarray(h, dtype=dtype)
         return x, {k: np.ascontiguousarray(v, dtype=dtype) for k, v in theta.items()}
 
-    def _run(self, h, theta):
-        """All intermediates of the forward pass (dict), the rate included as ``"r"``."""
+    def _run(self, h, theta, save=False):
+        """All intermediates of the forward pass (dict), the rate included as ``"r"``; with
+        ``save``, also the attention weights ``"a"`` (B, H, L, L)."""
         self._check(h)
         x, th = self._inputs(h, theta)
         b, length, d = x.shape
@@ -206,8 +207,9 @@ class _EncoderRate:
         c = {"x": x, "th": th}
         c["u"] = self._layernorm(x, th["ln1_gamma"], th["ln1_beta"])
         c["s"] = empty_like(x)
+        c["a"] = empty((b, self.heads, length, length), x.dtype, x) if save else None
         self._k["attention"](c["u"], th[ATTENTION], th.get(ATTENTION_BIAS), mask,
-                             self.heads, c["s"])
+                             self.heads, c["s"], c["a"])
         c["z"] = add(x, c["s"]) if self.mlp_sees_attention else x
         c["v"] = self._layernorm(c["z"], th["ln2_gamma"], th["ln2_beta"]).reshape(b * length, d)
         c["p"] = self._dense(c["v"], th["mlp_w1"], th["mlp_b1"])
@@ -241,12 +243,13 @@ class _EncoderRate:
     def forward_save(self, t, h, theta):
         """:meth:`forward` and the intermediates :meth:`vjp_saved` needs.
 
-        ``saved`` is a dict of ``u = LN1(x)``, the attention output ``s``, ``v = LN2(z)``
-        (``(B L, D)``), the first dense layer's output ``p`` and its ELU ``e`` (``(B L,
-        F)``); ``z`` is recomputed (one addition). The cotangents are bitwise those of
-        :meth:`vjp`, which recomputes the same intermediates.
+        ``saved`` is a dict of ``u = LN1(x)``, the attention output ``s``, its weights
+        ``a`` (``(B, H, L, L)``, the softmax the attention VJP would otherwise recompute),
+        ``v = LN2(z)`` (``(B L, D)``), the first dense layer's output ``p`` and its ELU
+        ``e`` (``(B L, F)``); ``z`` is recomputed (one addition). The cotangents are
+        bitwise those of :meth:`vjp`, which recomputes the same intermediates.
         """
-        c = self._run(h, theta)
+        c = self._run(h, theta, save=True)
         return c["r"], {key: c[key] for key in SAVED}
 
     # --------------------------------------------------------------------- vjp
@@ -288,7 +291,7 @@ class _EncoderRate:
         du = empty_like(x)
         self._k["attention.attention_vjp"](c["u"], th[ATTENTION], th.get(ATTENTION_BIAS),
                                            self._mask(x), self.heads, ds, du, grads[ATTENTION],
-                                           grads.get(ATTENTION_BIAS))
+                                           grads.get(ATTENTION_BIAS), c["a"])
         dx = empty_like(x)
         self._k["layernorm.layernorm_vjp"](x, th["ln1_gamma"], du, dx, grads["ln1_gamma"],
                                            grads["ln1_beta"], self.ln_eps)

@@ -71,6 +71,20 @@ def test_dense_backends_agree_with_definition(backend, dtype, bias, rng):
     assert_close(expected[0], exact.astype(dtype))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cpu_bias_cotangent_over_several_lane_blocks_is_the_definition_bitwise(dtype, rng):
+    from refode.kernels._compile import Runner
+
+    n_out = 2 * Runner.LANES + 5  # three column tasks, the last one partial
+    x, w, b, g = _data(rng, 9, 4, n_out, dtype)
+    db_cpu = _run("cpu", x, w, b, g)[3]
+    np.testing.assert_array_equal(db_cpu, _run("reference", x, w, b, g)[3])
+    want = np.zeros(n_out, dtype)  # rows added in order in the output dtype
+    for row in g:
+        want += row
+    np.testing.assert_array_equal(db_cpu, want)
+
+
 @given(
     m=st.integers(1, 6),
     n_in=st.integers(1, 6),

@@ -19,7 +19,8 @@ __all__ = ["attention", "attention_vjp"]
 
 def _softmax_row(scores, mask, per_batch, p, row):
     """Task ``row``: ``p[row] = softmax(scores[row])`` over the keys that ``mask[row //
-    per_batch]`` keeps (0 if none), on score rows (B H L, L)."""
+    per_batch]`` keeps (0 if none), on score rows (B H L, L). Each exponential is
+    computed once, into a float64 row."""
     b = row // per_batch
     top = -math.inf
     for j in range(scores.shape[1]):
@@ -27,15 +28,17 @@ def _softmax_row(scores, mask, per_batch, p, row):
             top = scores[row, j]
     if top == -math.inf:
         top = 0.0
+    e = np.zeros(scores.shape[1], dtype=np.float64)
     total = 0.0
     for j in range(scores.shape[1]):
         if not mask[b, j]:
-            total += math.exp(np.float64(scores[row, j]) - top)
+            e[j] = math.exp(np.float64(scores[row, j]) - top)
+            total += e[j]
     for j in range(scores.shape[1]):
         if mask[b, j] or total == 0.0:
             p[row, j] = 0.0
         else:
-            p[row, j] = math.exp(np.float64(scores[row, j]) - top) / total
+            p[row, j] = e[j] / total
 
 
 def _softmax_vjp_row(p, dp, ds, row):
@@ -60,32 +63,42 @@ def _mask(mask, x):
     return np.zeros(x.shape[:2], dtype=np.bool_) if mask is None else mask
 
 
-def _forward(x, weights, biases, mask, heads):
+def _projections(x, weights, biases, heads):
+    """``q``, ``k``, ``v`` (B, H, L, D/H) and the score scale, from one GEMM."""
     d = x.shape[-1]
     qkv = x @ weights[:O].reshape(3 * d, d).T  # one GEMM for the three projections
     if biases is not None:
         qkv += biases[:O].reshape(-1)
     q, k, v = (_split(qkv[..., i * d:(i + 1) * d], heads) for i in (Q, K, V))
-    scale = x.dtype.type(1.0 / np.sqrt(d // heads))
-    scores = (q * scale) @ k.transpose(0, 1, 3, 2)
-    p = np.empty_like(scores)
-    _run("softmax_row", p.size // p.shape[-1], rows(scores), _mask(mask, x), heads * x.shape[1],
-         rows(p))
+    return q, k, v, x.dtype.type(1.0 / np.sqrt(d // heads))
+
+
+def _forward(x, weights, biases, mask, heads, probs=None, saved=None):
+    """``q, k, v, p, ctx, scale``; the attention weights ``p`` written into ``probs``
+    (if given), or read from ``saved`` (if given) instead of being computed."""
+    q, k, v, scale = _projections(x, weights, biases, heads)
+    if saved is not None:
+        p = saved
+    else:
+        scores = (q * scale) @ k.transpose(0, 1, 3, 2)
+        p = np.empty_like(scores) if probs is None else probs
+        _run("softmax_row", p.size // p.shape[-1], rows(scores), _mask(mask, x),
+             heads * x.shape[1], rows(p))
     return q, k, v, p, merge_heads(p @ v), scale
 
 
-def attention(x, weights, biases, mask, heads, out):
+def attention(x, weights, biases, mask, heads, out, probs=None):
     """Arguments as :func:`refode.kernels.reference.attention.attention`."""
-    *_, ctx, _ = _forward(x, weights, biases, mask, heads)
+    *_, ctx, _ = _forward(x, weights, biases, mask, heads, probs=probs)
     out[...] = ctx @ weights[O].T
     if biases is not None:
         out += biases[O]
 
 
-def attention_vjp(x, weights, biases, mask, heads, dout, dx, dweights, dbiases):
+def attention_vjp(x, weights, biases, mask, heads, dout, dx, dweights, dbiases, probs=None):
     """Arguments as :func:`refode.kernels.reference.attention.attention_vjp`."""
     d = x.shape[-1]
-    q, k, v, p, ctx, scale = _forward(x, weights, biases, mask, heads)
+    q, k, v, p, ctx, scale = _forward(x, weights, biases, mask, heads, saved=probs)
     dctx = _split(dout @ weights[O], heads)
     ds = np.empty_like(p)
     dp = dctx @ v.transpose(0, 1, 3, 2)

@@ -18,11 +18,16 @@ def _add_bias(b, out, m):
         out[m, o] += b[o]
 
 
-def _sum_column(g, db, o):
-    """Task ``o``: ``db[o] = sum_m g[m, o]``, rows added in order."""
-    db[o] = 0
+def _sum_column(g, lanes, db, j):
+    """Task ``j``: ``db[o] = sum_m g[m, o]`` for the ``lanes`` columns ``o`` from ``j *
+    lanes``, rows added in order (a row of lanes at a time: contiguous, vectorised)."""
+    lo = j * lanes
+    hi = min(lo + lanes, db.shape[0])
+    for o in range(lo, hi):
+        db[o] = 0
     for m in range(g.shape[0]):
-        db[o] += g[m, o]
+        for o in range(lo, hi):
+            db[o] += g[m, o]
 
 
 BODIES = (_add_bias, _sum_column)
@@ -42,7 +47,8 @@ def drivers(run):
         run.matmul(g, w, dx)
         run.matmul(g, x, dw, ta=True)
         if db is not None:
-            run("sum_column", db.shape[0], g, db)
+            lanes = run.LANES
+            run("sum_column", -(-db.shape[0] // lanes), g, lanes, db)
 
     return dense, dense_vjp
 

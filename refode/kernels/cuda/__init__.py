@@ -157,6 +157,10 @@ class Runner:
     :meth:`empty` gives device scratch arrays.
     """
 
+    #: columns per thread of a column reduction (neighbouring threads read neighbouring
+    #: columns: coalesced).
+    LANES = 1
+
     def __init__(self, functions):
         self.compiled = device(*functions)
         self._kernels = {}

@@ -16,7 +16,7 @@ from numba import float64
 
 from ..cpu import attention as host
 from ..cpu import dense
-from . import Runner
+from . import Runner, on_device
 from ._gemm import View, batched
 from ._reduce import run_blocks, tree_max, tree_sum
 
@@ -94,23 +94,30 @@ class _Layout:
         return self.n_batch, self.heads, m, n, inner
 
 
-def _forward(x2, weights, biases, mask, heads, shape):
-    """``qkv`` (B, L, 3D), the attention weights ``p`` and the context (B, L, D) on the device."""
+def _forward(x2, weights, biases, mask, heads, shape, probs=None, saved=None):
+    """``qkv`` (B, L, 3D), the attention weights ``p`` and the context (B, L, D) on the device;
+    ``p`` written into ``probs`` (if given), or read from ``saved`` instead of computed."""
     n_batch, length, d = shape
     at = _Layout(shape, heads)
     qkv = _run.empty(n_batch, length, 3 * d, dtype=x2.dtype)
     _run.matmul(x2, weights[:O].reshape(3 * d, d), qkv.reshape(-1, 3 * d), tb=True)
     if biases is not None:
         _run("add_bias", x2.shape[0], biases[:O].reshape(3 * d), qkv.reshape(-1, 3 * d))
-    s = _run.empty(n_batch, heads, length, length, dtype=x2.dtype)
-    p = _run.empty(n_batch, heads, length, length, dtype=x2.dtype)
-    batched(qkv, at.part(Q), qkv, at.part(K).transposed(), s, at.scores,
-            at.shape(length, length, at.dh), 1.0 / math.sqrt(at.dh))
-    masked = mask is not None
-    if not masked:  # never read: a placeholder, allocated on the device (no transfer)
-        mask = _run.empty(1, 1, dtype=np.bool_)
-    run_blocks(_FUNCTIONS, "softmax_kernel", s.size // length, s.reshape(-1, length), int(masked),
-               mask, heads * length, p.reshape(-1, length))
+    if saved is not None:
+        p = _run.to_device(saved)
+    else:
+        s = _run.empty(n_batch, heads, length, length, dtype=x2.dtype)
+        into = probs is not None and on_device(probs)
+        p = probs if into else _run.empty(n_batch, heads, length, length, dtype=x2.dtype)
+        batched(qkv, at.part(Q), qkv, at.part(K).transposed(), s, at.scores,
+                at.shape(length, length, at.dh), 1.0 / math.sqrt(at.dh))
+        masked = mask is not None
+        if not masked:  # never read: a placeholder, allocated on the device (no transfer)
+            mask = _run.empty(1, 1, dtype=np.bool_)
+        run_blocks(_FUNCTIONS, "softmax_kernel", s.size // length, s.reshape(-1, length),
+                   int(masked), mask, heads * length, p.reshape(-1, length))
+        if probs is not None and not into:
+            p.copy_to_host(probs)
     ctx = _run.empty(n_batch, length, d, dtype=x2.dtype)
     batched(p, at.scores, qkv, at.part(V), ctx, at.ctx, at.shape(length, at.dh, length))
     return qkv, p, ctx
@@ -121,22 +128,22 @@ def _device(*arrays):
     return [None if a is None else _run.to_device(a) for a in arrays]
 
 
-def attention(x, weights, biases, mask, heads, out):
+def attention(x, weights, biases, mask, heads, out, probs=None):
     """Arguments as :func:`refode.kernels.reference.attention.attention`; host or device arrays."""
     d = x.shape[2]
     x2, weights, biases, mask = _device(x.reshape(-1, d), weights, biases, mask)
-    *_, ctx = _forward(x2, weights, biases, mask, heads, x.shape)
+    *_, ctx = _forward(x2, weights, biases, mask, heads, x.shape, probs=probs)
     _run.matmul(ctx.reshape(-1, d), weights[O], out.reshape(-1, d), tb=True)
     if biases is not None:
         _run("add_bias", x2.shape[0], biases[O], out.reshape(-1, d))
 
 
-def attention_vjp(x, weights, biases, mask, heads, dout, dx, dweights, dbiases):
+def attention_vjp(x, weights, biases, mask, heads, dout, dx, dweights, dbiases, probs=None):
     """Arguments as :func:`refode.kernels.reference.attention.attention_vjp`."""
     d = x.shape[2]
     x2, weights, biases, mask, dout2 = _device(x.reshape(-1, d), weights, biases, mask,
                                                dout.reshape(-1, d))
-    qkv, p, ctx = _forward(x2, weights, biases, mask, heads, x.shape)
+    qkv, p, ctx = _forward(x2, weights, biases, mask, heads, x.shape, saved=probs)
     at, length, scale = _Layout(x.shape, heads), x.shape[1], 1.0 / math.sqrt(d // heads)
     dctx = _run.empty(*x.shape, dtype=x2.dtype)
     _run.matmul(dout2, weights[O], dctx.reshape(-1, d))
@@ -154,6 +161,6 @@ def attention_vjp(x, weights, biases, mask, heads, dout, dx, dweights, dbiases):
     _run.matmul(dqkv2, x2, dweights[:O].reshape(3 * d, d), ta=True)
     _run.matmul(dout2, ctx.reshape(-1, d), dweights[O], ta=True)
     if dbiases is not None:
-        _run("sum_column", 3 * d, dqkv2, dbiases[:O].reshape(3 * d))
-        _run("sum_column", d, dout2, dbiases[O])
+        _run("sum_column", 3 * d, dqkv2, 1, dbiases[:O].reshape(3 * d))
+        _run("sum_column", d, dout2, 1, dbiases[O])
     _run.matmul(dqkv2, weights[:O].reshape(3 * d, d), dx.reshape(-1, d))

@@ -60,16 +60,19 @@ def masked_softmax(scores, keep):
     return e / np.where(total != 0, total, 1.0)
 
 
-def _forward(x, weights, biases, mask, heads):
+def _forward(x, weights, biases, mask, heads, probs=None):
     xw = _work(x)
     q, k, v = (split_heads(_linear(xw, weights, biases, i), heads) for i in (Q, K, V))
     scale = 1.0 / np.sqrt(q.shape[-1])
-    p = masked_softmax(scale * (q @ k.transpose(0, 1, 3, 2)), _keep(mask, x.shape))
+    if probs is None:
+        p = masked_softmax(scale * (q @ k.transpose(0, 1, 3, 2)), _keep(mask, x.shape))
+    else:
+        p = _work(probs)
     ctx = merge_heads(p @ v)
     return xw, q, k, v, p, ctx, scale
 
 
-def attention(x, weights, biases, mask, heads, out):
+def attention(x, weights, biases, mask, heads, out, probs=None):
     """Multi-head self-attention ``out = softmax(q k^T / sqrt(d_h)) v`` projected by ``O``.
 
     Parameters
@@ -80,12 +83,17 @@ def attention(x, weights, biases, mask, heads, out):
     mask : (B, L) bool, True = padded key, or None
     heads : int dividing D
     out : (B, L, D) same dtype; overwritten
+    probs : (B, H, L, L) same dtype, or None
+        If given, overwritten with the attention weights ``softmax(q k^T / sqrt(d_h))``
+        of every head (what :func:`attention_vjp` can reuse instead of recomputing).
     """
-    *_, ctx, _ = _forward(x, weights, biases, mask, heads)
+    *_, p, ctx, _ = _forward(x, weights, biases, mask, heads)
     out[...] = _linear(ctx, weights, biases, O)
+    if probs is not None:
+        probs[...] = p
 
 
-def attention_vjp(x, weights, biases, mask, heads, dout, dx, dweights, dbiases):
+def attention_vjp(x, weights, biases, mask, heads, dout, dx, dweights, dbiases, probs=None):
     """VJP of :func:`attention` with respect to ``x``, ``weights`` and ``biases``.
 
     Parameters
@@ -95,8 +103,11 @@ def attention_vjp(x, weights, biases, mask, heads, dout, dx, dweights, dbiases):
     dx : (B, L, D) overwritten
     dweights : (4, D, D) overwritten
     dbiases : (4, D) overwritten, or None when ``biases`` is None
+    probs : (B, H, L, L) or None
+        The attention weights :func:`attention` wrote for the same inputs (used instead
+        of recomputing the scores and the softmax), or None.
     """
-    xw, q, k, v, p, ctx, scale = _forward(x, weights, biases, mask, heads)
+    xw, q, k, v, p, ctx, scale = _forward(x, weights, biases, mask, heads, probs)
     g = _work(dout)
     grads = {O: g}
     dctx = split_heads(g @ _work(weights[O]), heads)
