@@ -136,10 +136,13 @@ def vjp(
     -------
     hT : ndarray, shape of ``h0``
         ``h(t1)``, bitwise equal to :func:`refode.odeint`.
-    backward : callable ``dloss_dhT -> (dh0, dcoefficients)``
+    backward : callable ``(dloss_dhT, release=False) -> (dh0, dcoefficients)``
         ``dloss_dhT`` of the shape of ``h0``; returns ``dL/dh0`` (shape of ``h0``)
         and a dict ``name -> dL/dtheta`` of the shapes of ``coefficients``. It may
-        be called several times (each call starts from zero gradients).
+        be called several times (each call starts from zero gradients), unless
+        ``release=True``: then what the forward sweep kept is freed as the reverse
+        pass goes (``"binomial"`` then holds at most ``slots`` states at once, as
+        :func:`gradient` does), and a later call raises RefodeError.
     """
     problem = prepare(rate, h0, coefficients, basis, scheme, n_steps,
                       interval_of(interval, t0, t1), ("forward", "vjp"), check_finite,
@@ -152,11 +155,18 @@ def vjp(
     h, memory = plan.forward(sweep, problem.h0)
     hT = check_state(h, problem.h0, "rate.forward")
 
-    def backward(dloss_dhT):
+    released = []
+
+    def backward(dloss_dhT, release=False):
+        if released:
+            raise RefodeError("this backward released the forward sweep's memory on its "
+                              "first call (release=True); run the forward (vjp) again")
         lam = _cotangent(dloss_dhT, problem.h0, check_finite)
         sweep.grads = {k: zeros_like(v) for k, v in problem.coefficients.items()}
-        return _results(problem, check_state(plan.reverse(sweep, memory, lam), problem.h0,
-                                             "rate.vjp"), sweep.grads)
+        if release:
+            released.append(True)
+        dh0 = plan.reverse(sweep, memory, lam, consume=bool(release))
+        return _results(problem, check_state(dh0, problem.h0, "rate.vjp"), sweep.grads)
 
     return problem.result(hT), backward
 

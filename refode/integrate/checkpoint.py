@@ -161,16 +161,27 @@ class Binomial:
         stages = []
         last = _run(sweep, first, h, m - 1, observe=True)
         hT = sweep.advance(first + m - 1, last, stages, observe=True)
-        return hT, (tuple(frames), (first, h, m, slots), stages)
+        return hT, [frames, (first, h, m, slots), stages]
 
     def reverse(self, sweep, memory, lam, consume=False):
+        """With ``consume``, ``memory`` is emptied first and each part is dropped once
+        reversed, so at most ``slots`` step states are alive at any time (the count
+        :class:`CheckpointStats` keeps); without it the forward's checkpoints stay
+        alive beside the reverse pass's own."""
         frames, (first, h, m, slots), stages = memory
+        frames = list(frames)
+        if consume:
+            memory.clear()
         lam = sweep.reverse(first + m - 1, stages, lam)
+        del stages
         for j in reversed(range(m - 1)):   # slots == 1: the rest of the leaf from h
             lam = _reverse_one(sweep, first + j, _run(sweep, first, h, j), lam)
-        for first, h, m1, slots in reversed(frames):
+        del h
+        while frames:
+            first, h, m1, slots = frames.pop()
             sweep.stats.release()
             lam = _revolve(sweep, first, h, m1, slots, lam, sweep.stats)
+            del h
         return lam
 
 
@@ -198,6 +209,7 @@ def _revolve(sweep, first, h, m, slots, lam, stats):
     mid = _run(sweep, first, h, m1)
     stats.hold()
     lam = _revolve(sweep, first + m1, mid, m - m1, slots - 1, lam, stats)
+    del mid  # released: not alive during the left part
     stats.release()
     return _revolve(sweep, first, h, m1, slots, lam, stats)
 

@@ -124,10 +124,13 @@ class ConvRate:
         grads, backend = {}, self.backend
         if self.scale != 1.0:
             a = times(self.scale, a)
+        # each cotangent is dropped once the next is computed (the reverse pass's peak)
         dr2, grads["conv2.weight"] = _ops.conv_vjp(r2, theta["conv2.weight"], a, STRIDE, PAD,
                                                    self.workspace, backend=backend)
+        del a
         dc1 = self._bn_relu_vjp(c1, theta, "bn2", r2, dr2, grads)
+        del dr2
         dr1, grads["conv1.weight"] = _ops.conv_vjp(r1, theta["conv1.weight"], dc1, STRIDE, PAD,
                                                    self.workspace, backend=backend)
-        dh = self._bn_relu_vjp(h, theta, "bn1", r1, dr1, grads)
-        return dh, grads
+        del dc1
+        return self._bn_relu_vjp(h, theta, "bn1", r1, dr1, grads), grads

@@ -130,7 +130,10 @@ class StatefulODEBlock(Layer):
         return h, backward
 
     def backward(self, cache, dy):
-        dx, dc = cache(dy)
+        """``(dx, {name: dL/dparams[name]})``; uses ``cache`` up (the reverse pass frees
+        the forward sweep's checkpoints as it goes; a second backward with the same
+        cache raises RefodeError)."""
+        dx, dc = cache(dy, release=True)
         return dx, {name: dc[name] for name in self.params}
 
     def refitted(self, observed):

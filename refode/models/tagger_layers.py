@@ -130,8 +130,10 @@ class EncoderODEBlock(Layer):
                         for k, v in self.params.items()}, basis, scheme, n_steps)
 
     def backward(self, cache, dy):
+        """``(dx, {name: dL/dparams[name]})``; a training cache is used up (see
+        :meth:`StatefulODEBlock.backward`)."""
         kind, payload = cache
         if kind == "vjp":
-            return payload(dy)
+            return payload(dy, release=True)
         rate, x = payload
         return gradient(rate, x, self.params, self.basis, dy, **self._options())

@@ -107,3 +107,55 @@ def test_saving_rate_is_bitwise_plain_rate(scheme, checkpoint, slots, rng):
         np.testing.assert_array_equal(gh0, dh0)
         for k in dc:
             np.testing.assert_array_equal(gc[k], dc[k])
+
+
+def _traced_peak(fn):
+    """Peak bytes NumPy allocates during ``fn()`` (traced by tracemalloc), after a warm run."""
+    import tracemalloc
+
+    fn()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        fn()
+        return tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("scheme", ["euler", "rk4"])
+def test_released_binomial_backward_holds_no_more_than_gradient(scheme, rng):
+    basis = small_basis("fem_linear")
+    shape = (40, 250)  # one state: 80 kB, far above the bookkeeping
+    state = np.zeros(shape).nbytes
+    c = {"W": 0.1 * rng.standard_normal((basis.n, *shape)),
+         "b": 0.1 * rng.standard_normal((basis.n, *shape))}
+    h0, w = rng.standard_normal(shape), rng.standard_normal(shape)
+    kw = {"scheme": scheme, "n_steps": 40, "checkpoint": "binomial", "slots": 6}
+
+    def run(release):
+        _, backward = vjp(CountingTanh(), h0, c, basis, **kw)
+        return backward(w, release=release)
+
+    gradient_peak = _traced_peak(lambda: refode.gradient(CountingTanh(), h0, c, basis, w, **kw))
+    released, kept = _traced_peak(lambda: run(True)), _traced_peak(lambda: run(False))
+    assert released <= gradient_peak + state / 2
+    assert kept >= released + 3 * state  # the forward's checkpoints stay alive beside
+    want, got = run(False), run(True)
+    np.testing.assert_array_equal(got[0], want[0])
+    for name in c:
+        np.testing.assert_array_equal(got[1][name], want[1][name])
+
+
+def test_a_released_backward_cannot_run_again(rng):
+    basis = small_basis("fem_linear")
+    c = {"W": rng.standard_normal((basis.n, 3)), "b": rng.standard_normal((basis.n, 3))}
+    h0 = rng.standard_normal(3)
+    _, backward = vjp(CountingTanh(), h0, c, basis, n_steps=5, checkpoint="binomial", slots=2)
+    with pytest.raises(refode.ShapeError):  # a bad cotangent releases nothing
+        backward(np.ones(4), release=True)
+    first = backward(np.ones(3))
+    second = backward(np.ones(3), release=True)
+    np.testing.assert_array_equal(first[0], second[0])
+    with pytest.raises(RefodeError, match="released"):
+        backward(np.ones(3))

@@ -283,3 +283,16 @@ def test_forward_stats_is_bitwise_forward_with_the_batch_statistics(train):
     _, m1, v1 = _ops.bn_relu(x, theta["bn1.gamma"], theta["bn1.beta"], None, None, True)
     np.testing.assert_array_equal(stats[0], m1)
     np.testing.assert_array_equal(stats[1], v1)
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_backward_uses_its_cache_up(train):
+    from refode.errors import RefodeError
+
+    block = _block("fem_linear", 2, "euler", 4, checkpoint="binomial", slots=2)
+    x, w = _images(9), np.random.default_rng(10).standard_normal(SHAPE)
+    _, cache = block.forward(x, train=train)
+    dx, _ = block.backward(cache, w)
+    assert np.all(np.isfinite(dx))
+    with pytest.raises(RefodeError, match="run the forward"):
+        block.backward(cache, w)
