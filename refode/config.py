@@ -5,9 +5,14 @@
     fastmath lets LLVM reassociate sums, which breaks bitwise reproducibility
     against the NumPy reference definitions and across builds.
 ``REFODE_CACHE``
-    ``1`` caches compiled kernels on disk (``cache=True``). Off by default: a
-    stale cache next to an edited source file is a classic source of confusion,
-    and the first compilation of every kernel is paid once per process anyway.
+    ``1`` caches compiled kernels on disk (``cache=True``; with ``NUMBA_CACHE_DIR``
+    where they go). Off by default (decided in issue 11, docs/performance.md): it
+    cuts the first calls of a ContinuousNet and a tagger step from about 21 s to
+    0.8 s, but Numba keys a cached kernel on the timestamp of the one file that
+    defines it, while refode's kernels inline bodies and constants from other
+    modules, so an edited or partly upgraded source can silently run stale machine
+    code. CI loops that keep a cache directory should set it and clear the directory
+    when refode changes.
 ``OMP_WAIT_POLICY`` (set here to ``PASSIVE`` unless already set)
     The CPU kernels alternate between Numba's thread pool (``prange`` loops) and
     OpenBLAS's (one GEMM outside every parallel region). Numba's default threading
