@@ -35,9 +35,9 @@ import numpy as np
 
 from .. import projection
 from ..constants import BN_EPS as EPS
-from ..errors import RefodeWarning
-from ..integrate.adjoint import vjp
-from ..integrate.odeint import host_stats
+from ..errors import RefodeError, RefodeWarning
+from ..integrate.adjoint import gradient, vjp
+from ..integrate.odeint import host_stats, odeint
 from ..integrate.grid import stages as grid_stages
 from ..integrate.tableau import tableau
 from . import _ops
@@ -117,6 +117,22 @@ class StatefulODEBlock(Layer):
         observed = [] if train else None
         coefficients = dict(self.params) if train else {**self.params, **self.state}
         rate = ConvRate(train, self.rate_scale, self.backend)
+        if not train:  # evaluation keeps nothing; a backward recomputes (refode.gradient)
+            options = {"scheme": self.scheme, "n_steps": self.n_steps,
+                       "check_finite": False, "backend": self.backend}
+            h = odeint(rate, x, coefficients, self.basis, **options)
+            used = []
+
+            def backward(dy, release=False):
+                if used:
+                    raise RefodeError("this backward was used up (release=True); run the "
+                                      "forward again")
+                if release:
+                    used.append(True)
+                return gradient(rate, x, coefficients, self.basis, dy,
+                                checkpoint=self.checkpoint, slots=self.slots, **options)
+
+            return h, backward, None
         h, backward = vjp(rate, x, coefficients, self.basis,
                           scheme=self.scheme, n_steps=self.n_steps, checkpoint=self.checkpoint,
                           slots=self.slots, observer=None if observed is None else observed.append,

@@ -296,3 +296,27 @@ def test_backward_uses_its_cache_up(train):
     assert np.all(np.isfinite(dx))
     with pytest.raises(RefodeError, match="run the forward"):
         block.backward(cache, w)
+
+
+def test_evaluation_forward_keeps_no_stage_states():
+    import tracemalloc
+
+    block = _block("fem_linear", 2, "rk4", 8)  # checkpoint="all": 32 stages in training
+    rng = np.random.default_rng(11)
+    big = (8, SHAPE[1], 16, 16)  # states far above the bookkeeping
+    x, w = rng.standard_normal(big), rng.standard_normal(big)
+    block.forward(x, train=False)  # compiled
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        h, cache = block.forward(x, train=False)
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept <= 4 * x.nbytes  # output + the rate's conv grids, not 32 stages x 4 states
+    dx, g = block.backward(cache, w)  # recomputed: the gradient of the evaluation-mode map
+    want = refode.gradient(ConvRate(False), x, {**block.params, **block.state}, block.basis, w,
+                           scheme="rk4", n_steps=8)
+    np.testing.assert_array_equal(dx, want[0])
+    for name in g:
+        np.testing.assert_array_equal(g[name], want[1][name])
