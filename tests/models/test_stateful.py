@@ -12,6 +12,7 @@ from refode.models.conv import STATS, ConvRate
 from refode.models.stateful import StatefulODEBlock, init_params, init_state
 
 from .convnet_setup import convnet_compiled, convnet_env  # noqa: F401
+from .plain_rate import PlainRate
 
 pytestmark = pytest.mark.usefixtures("convnet_env")
 
@@ -155,19 +156,6 @@ def test_evaluation_uses_statistics_at_the_stage():
     assert not np.allclose(block.state["bn1.var"][0], block.state["bn1.var"][1])
 
 
-class _PlainConvRate:
-    """A :class:`ConvRate` seen through the base rate protocol only (no ``forward_save``)."""
-
-    def __init__(self, rate):
-        self.rate = rate
-
-    def forward(self, t, h, theta):
-        return self.rate.forward(t, h, theta)
-
-    def vjp(self, t, h, theta, a):
-        return self.rate.vjp(t, h, theta, a)
-
-
 @pytest.mark.parametrize("train", [True, False])
 @pytest.mark.parametrize("checkpoint,slots", [("all", None), ("steps", None), ("binomial", 1)])
 def test_conv_rate_saving_is_bitwise_plain(train, checkpoint, slots):
@@ -176,7 +164,7 @@ def test_conv_rate_saving_is_bitwise_plain(train, checkpoint, slots):
     w = np.random.default_rng(8).standard_normal(SHAPE)
     c = dict(block.params) if train else {**block.params, **block.state}
     kw = {"scheme": "midpoint", "n_steps": 3, "checkpoint": checkpoint, "slots": slots}
-    dx_ref, g_ref = refode.gradient(_PlainConvRate(ConvRate(train)), x, c, block.basis, w, **kw)
+    dx_ref, g_ref = refode.gradient(PlainRate(ConvRate(train)), x, c, block.basis, w, **kw)
     rate = ConvRate(train)
     calls = []
     rate.vjp_saved = lambda *args: calls.append(1) or ConvRate.vjp_saved(rate, *args)

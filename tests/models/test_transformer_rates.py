@@ -8,6 +8,7 @@ from refode.errors import RefodeError, ShapeError
 from refode.models.transformer import PaperEncoderRate, PreLNEncoderRate, RATES
 
 from .tagger_setup import warm
+from .plain_rate import PlainRate
 
 #: central finite-difference step and relative tolerance (float64).
 FD_STEP, FD_RTOL = 1e-6, 1e-6
@@ -183,19 +184,6 @@ def test_the_ode_block_takes_the_mask_per_call(train):
         np.testing.assert_array_equal(grads[name], want_grads[name])
 
 
-class _PlainRate:
-    """An encoder rate seen through the base rate protocol only (no ``forward_save``)."""
-
-    def __init__(self, rate):
-        self.rate = rate
-
-    def forward(self, t, h, theta):
-        return self.rate.forward(t, h, theta)
-
-    def vjp(self, t, h, theta, a):
-        return self.rate.vjp(t, h, theta, a)
-
-
 @pytest.mark.parametrize("kind", sorted(RATES))
 @pytest.mark.parametrize("checkpoint,slots", [("all", None), ("steps", None), ("binomial", 1)])
 def test_saving_intermediates_is_bitwise_the_recomputing_vjp(kind, checkpoint, slots):
@@ -210,7 +198,7 @@ def test_saving_intermediates_is_bitwise_the_recomputing_vjp(kind, checkpoint, s
     if slots:
         kwargs["slots"] = slots
     saved = refode.gradient(rate, h, coefficients, basis, a, **kwargs)
-    plain = refode.gradient(_PlainRate(rate), h, coefficients, basis, a, **kwargs)
+    plain = refode.gradient(PlainRate(rate), h, coefficients, basis, a, **kwargs)
     np.testing.assert_array_equal(saved[0], plain[0])
     assert np.any(saved[0] != 0.0)
     for name in coefficients:
