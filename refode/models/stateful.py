@@ -78,6 +78,23 @@ def init_state(basis, channels, dtype):
             for name in STATS}
 
 
+def _recomputing(rate, x, coefficients, basis, options):
+    """A single-use backward ``(dy, release=False) -> (dx, dcoefficients)`` that
+    recomputes the forward with :func:`refode.gradient` (nothing kept from the forward);
+    a call after one with ``release=True`` raises, as :func:`refode.integrate.vjp`'s."""
+    used = []
+
+    def backward(dy, release=False):
+        if used:
+            raise RefodeError("this backward was used up (release=True); run the forward again")
+        out = gradient(rate, x, coefficients, basis, dy, **options)
+        if release:
+            used.append(True)
+        return out
+
+    return backward
+
+
 class StatefulODEBlock(Layer):
     """ODE-block of :class:`ConvRate` with depth-dependent batch-norm statistics.
 
@@ -114,30 +131,18 @@ class StatefulODEBlock(Layer):
         On the CUDA backend the sweep runs on the device; the stages' batch statistics
         come back to the host in one transfer per call (:func:`host_stats`), where the
         running statistics are refitted."""
-        observed = [] if train else None
         coefficients = dict(self.params) if train else {**self.params, **self.state}
         rate = ConvRate(train, self.rate_scale, self.backend)
+        options = {"scheme": self.scheme, "n_steps": self.n_steps, "check_finite": False,
+                   "backend": self.backend}
+        memory = {"checkpoint": self.checkpoint, "slots": self.slots}
         if not train:  # evaluation keeps nothing; a backward recomputes (refode.gradient)
-            options = {"scheme": self.scheme, "n_steps": self.n_steps,
-                       "check_finite": False, "backend": self.backend}
             h = odeint(rate, x, coefficients, self.basis, **options)
-            used = []
-
-            def backward(dy, release=False):
-                if used:
-                    raise RefodeError("this backward was used up (release=True); run the "
-                                      "forward again")
-                if release:
-                    used.append(True)
-                return gradient(rate, x, coefficients, self.basis, dy,
-                                checkpoint=self.checkpoint, slots=self.slots, **options)
-
-            return h, backward, None
-        h, backward = vjp(rate, x, coefficients, self.basis,
-                          scheme=self.scheme, n_steps=self.n_steps, checkpoint=self.checkpoint,
-                          slots=self.slots, observer=None if observed is None else observed.append,
-                          check_finite=False, backend=self.backend)
-        return h, backward, None if observed is None else host_stats(observed)
+            return h, _recomputing(rate, x, coefficients, self.basis, {**options, **memory}), None
+        observed = []
+        h, backward = vjp(rate, x, coefficients, self.basis, observer=observed.append,
+                          **options, **memory)
+        return h, backward, host_stats(observed)
 
     def forward(self, x, train):
         h, backward, observed = self._integrate(x, train)
