@@ -28,8 +28,23 @@
     keep spinning threads, set ``OMP_WAIT_POLICY=ACTIVE`` (or any value) before
     importing refode. The ``workqueue`` layer does not spin but is not thread safe;
     refode does not select it.
+``REFODE_MALLOC`` (glibc only; ``0`` leaves malloc as it is)
+    A step of an ODE-block allocates its intermediates and temporaries afresh (NumPy
+    arrays of a few MiB). glibc serves such sizes with ``mmap`` or returns freed
+    heap tops to the system, so every array is page-faulted and zeroed by the kernel
+    again: in the transformer workload W2 (float64) 463,000 page faults and a quarter
+    of the time of five steps (issue 11, docs/performance.md). Importing refode
+    therefore calls ``mallopt`` once: arrays below :data:`MMAP_THRESHOLD` come from the
+    heap, and at most :data:`TRIM_THRESHOLD` of freed heap stays with the process for
+    reuse (the resident size can stay that much above what is live). Not done when
+    ``REFODE_MALLOC=0``, when the user already tuned malloc (``MALLOC_MMAP_THRESHOLD_``,
+    ``MALLOC_TRIM_THRESHOLD_`` or ``GLIBC_TUNABLES`` set), or off glibc. It applies to
+    the whole process (other libraries' arrays too) and changes no result.
+    :data:`MALLOC_TUNED` says whether it was done.
 """
+import ctypes
 import os
+import sys
 
 _TRUE = ("1", "true", "yes", "on")
 
@@ -43,6 +58,37 @@ CACHE = os.environ.get("REFODE_CACHE", "0").strip().lower() in _TRUE
 
 #: default floating dtype of refode (float32 is supported where documented).
 DEFAULT_DTYPE = "float64"
+
+#: arrays up to this size (bytes) come from the heap once malloc is tuned (glibc caps it
+#: at 32 MiB on 64-bit systems).
+MMAP_THRESHOLD = 32 * 2**20
+#: freed heap kept by the process for reuse once malloc is tuned (bytes).
+TRIM_THRESHOLD = 256 * 2**20
+#: ``mallopt`` parameter numbers of glibc's ``malloc.h``.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+#: environment variables by which a user tunes glibc's malloc (refode then leaves it).
+_USER_MALLOC_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
+
+
+def _tune_malloc():
+    """Set glibc's mmap and trim thresholds (module docstring); True if it was done."""
+    wanted = os.environ.get("REFODE_MALLOC", "1").strip().lower() in _TRUE
+    if not wanted or any(k in os.environ for k in _USER_MALLOC_SETTINGS):
+        return False
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        if not hasattr(libc, "gnu_get_libc_version"):  # musl and others: leave them
+            return False
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+                    and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    except (OSError, AttributeError):
+        return False
+
+
+#: whether importing refode tuned glibc's malloc (``REFODE_MALLOC``).
+MALLOC_TUNED = _tune_malloc()
 
 #: threads per block of the CUDA kernels (tests patch it to a small odd number).
 CUDA_THREADS_PER_BLOCK = 256

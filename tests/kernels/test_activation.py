@@ -2,7 +2,8 @@
 
 ReLU is compared bitwise (no arithmetic). GELU, ELU and tanh call transcendental
 functions whose implementations differ between NumPy/SciPy (which may use SIMD
-versions), libm (Numba CPU) and CUDA: within 1e-12 (float64) / 1e-5 (float32).
+versions), libm (Numba CPU) and CUDA: within 1e-12 (float64) / 1e-5 (float32); the
+CPU ELU evaluates the definition's NumPy expression and is compared bitwise.
 """
 import numpy as np
 import pytest
@@ -25,6 +26,9 @@ DTYPES = (np.float64, np.float32)
 ACTIVATIONS = ("relu", "gelu", "elu", "tanh")
 #: activations whose backends must agree bitwise.
 BITWISE = ("relu",)
+#: activations whose CPU kernel evaluates the definition's NumPy expression (ELU: the
+#: vectorised ufunc on ``min(x, 0)``, then a selection), hence bitwise equal to it.
+CPU_BITWISE = ("relu", "elu")
 #: absolute floor of the elementwise derivative check (where f'(x) is nearly 0).
 FD_ATOL = 1e-9
 #: smallest |x| in the finite-difference test, far from ReLU's and ELU's kink at 0.
@@ -61,7 +65,7 @@ def test_activation_backends_agree_with_definition(backend, dtype, name, rng):
     for a, e in zip(_run(backend, name, x, g), expected):
         assert a.dtype == e.dtype
         np.testing.assert_array_equal(np.isnan(a), np.isnan(e))
-        if name in BITWISE:
+        if name in BITWISE or (backend == "cpu" and name in CPU_BITWISE):
             np.testing.assert_array_equal(a, e)
         else:
             assert_close(a[~np.isnan(e)], e[~np.isnan(e)])
@@ -95,6 +99,23 @@ def test_activation_vjp_matches_finite_differences(name, size, seed):
     get(f"activation.{name}_vjp")(x, np.ones_like(x), deriv)
     fd_deriv = central_difference(f, (x,), (np.ones_like(x),))
     np.testing.assert_allclose(deriv, fd_deriv, rtol=FD_RTOL, atol=FD_ATOL)
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_activation_in_place_equals_out_of_place(backend, name, rng):
+    # out is x (forward) or x / g (VJP): the CPU ELU writes its output before it reads
+    # x again, so it must notice the overlap
+    x = (3 * rng.standard_normal((3, 17))).astype(np.float64)
+    g = rng.standard_normal(x.shape)
+    expected = _run(backend, name, x, g)
+    y = x.copy()
+    get(f"activation.{name}", backend)(y, y)
+    np.testing.assert_array_equal(y, expected[0])
+    for target in ("x", "g"):
+        xx, gg = x.copy(), g.copy()
+        get(f"activation.{name}_vjp", backend)(xx, gg, xx if target == "x" else gg)
+        np.testing.assert_array_equal(xx if target == "x" else gg, expected[1])
 
 
 def test_activation_cpu_is_bitwise_identical_across_thread_counts(rng):

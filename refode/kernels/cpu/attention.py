@@ -3,7 +3,8 @@
 The projections and the per-head products are batched GEMMs (``np.matmul`` on
 stacked arrays), each one call outside any parallel region; the masked softmax and
 its VJP are Numba kernels parallel over score rows (each row written by one task,
-summed in order in float64) (CUDA has its own block-per-row softmax kernels); the GEMMs and
+summed in order in float64; the softmax's exponentials are one call of NumPy's
+vectorised ``exp`` between two such loops) (CUDA has its own block-per-row softmax kernels); the GEMMs and
 NumPy reshapes are not shared (BLAS is only called outside parallel loops). Bitwise
 identical for any number of Numba threads. GEMMs run in the input dtype.
 """
@@ -17,28 +18,42 @@ from ..reference.attention import K, O, Q, V, merge_heads, split_heads
 __all__ = ["attention", "attention_vjp"]
 
 
-def _softmax_row(scores, mask, per_batch, p, row):
-    """Task ``row``: ``p[row] = softmax(scores[row])`` over the keys that ``mask[row //
-    per_batch]`` keeps (0 if none), on score rows (B H L, L). Each exponential is
-    computed once, into a float64 row."""
+def _shifted_row(scores, mask, per_batch, t, row):
+    """Task ``row``: ``t[row] = scores[row] - max`` (float64) over the keys that ``mask[row //
+    per_batch]`` keeps, ``-inf`` at the masked ones (the max is 0 if none is kept); on score
+    rows (B H L, L)."""
     b = row // per_batch
+    s, keep_not, t_row = scores[row], mask[b], t[row]
     top = -math.inf
-    for j in range(scores.shape[1]):
-        if not mask[b, j] and scores[row, j] > top:
-            top = scores[row, j]
+    for j in range(s.size):
+        if not keep_not[j] and s[j] > top:
+            top = s[j]
     if top == -math.inf:
         top = 0.0
-    e = np.zeros(scores.shape[1], dtype=np.float64)
+    for j in range(s.size):
+        t_row[j] = -math.inf if keep_not[j] else np.float64(s[j]) - top
+
+
+def _normalised_row(e, mask, per_batch, p, row):
+    """Task ``row``: ``p[row] = e[row] / sum(e[row])`` (summed in order in float64; 0 at masked
+    keys and in rows without any kept key), ``e`` the exponentials of :func:`_shifted_row`."""
+    b = row // per_batch
+    e_row, keep_not, p_row = e[row], mask[b], p[row]
     total = 0.0
-    for j in range(scores.shape[1]):
-        if not mask[b, j]:
-            e[j] = math.exp(np.float64(scores[row, j]) - top)
-            total += e[j]
-    for j in range(scores.shape[1]):
-        if mask[b, j] or total == 0.0:
-            p[row, j] = 0.0
-        else:
-            p[row, j] = e[j] / total
+    for j in range(e_row.size):
+        total += e_row[j]  # exp(-inf) = +0 at masked keys: the sum of the kept ones
+    for j in range(e_row.size):
+        p_row[j] = 0.0 if (keep_not[j] or total == 0.0) else e_row[j] / total
+
+
+def _softmax(scores, mask, per_batch, p):
+    """``p = softmax(scores)`` row by row over the kept keys (rows (B H L, L)): the shift by the
+    row maximum and the normalisation are parallel Numba loops, the exponentials one call
+    of NumPy's vectorised ``exp`` (libm's scalar ``exp`` in Numba cost 2x the whole softmax)."""
+    t = np.empty(scores.shape, dtype=np.float64)
+    _run("shifted_row", scores.shape[0], scores, mask, per_batch, t)
+    np.exp(t, out=t)
+    _run("normalised_row", scores.shape[0], t, mask, per_batch, p)
 
 
 def _softmax_vjp_row(p, dp, ds, row):
@@ -50,7 +65,7 @@ def _softmax_vjp_row(p, dp, ds, row):
         ds[row, j] = p[row, j] * (dp[row, j] - inner)
 
 
-BODIES = (_softmax_row, _softmax_vjp_row)
+BODIES = (_shifted_row, _normalised_row, _softmax_vjp_row)
 _run = Runner(BODIES)
 
 
@@ -82,8 +97,7 @@ def _forward(x, weights, biases, mask, heads, probs=None, saved=None):
     else:
         scores = (q * scale) @ k.transpose(0, 1, 3, 2)
         p = np.empty_like(scores) if probs is None else probs
-        _run("softmax_row", p.size // p.shape[-1], rows(scores), _mask(mask, x),
-             heads * x.shape[1], rows(p))
+        _softmax(rows(scores), _mask(mask, x), heads * x.shape[1], rows(p))
     return q, k, v, p, merge_heads(p @ v), scale
 
 
