@@ -56,7 +56,7 @@ ATTENTION_BIAS = "attn_biases"
 #: attention projections Q, K, V, O stacked in ``attn_weights``.
 N_PROJECTIONS = 4
 #: the forward intermediates :meth:`_EncoderRate.forward_save` keeps per stage.
-SAVED = ("u", "s", "a", "v", "p", "e")
+SAVED = ("u", "s", "a", "qkv", "ctx", "v", "p", "e")
 
 
 def weight_shapes(width, ffn, attention_bias):
@@ -199,7 +199,8 @@ class _EncoderRate:
 
     def _run(self, h, theta, save=False):
         """All intermediates of the forward pass (dict), the rate included as ``"r"``; with
-        ``save``, also the attention weights ``"a"`` (B, H, L, L)."""
+        ``save``, also the attention weights ``"a"`` (B, H, L, L), the projections
+        ``"qkv"`` (B, L, 3 D) and the context ``"ctx"`` (B, L, D)."""
         self._check(h)
         x, th = self._inputs(h, theta)
         b, length, d = x.shape
@@ -208,8 +209,10 @@ class _EncoderRate:
         c["u"] = self._layernorm(x, th["ln1_gamma"], th["ln1_beta"])
         c["s"] = empty_like(x)
         c["a"] = empty((b, self.heads, length, length), x.dtype, x) if save else None
+        c["qkv"] = empty((b, length, 3 * d), x.dtype, x) if save else None
+        c["ctx"] = empty_like(x) if save else None
         self._k["attention"](c["u"], th[ATTENTION], th.get(ATTENTION_BIAS), mask,
-                             self.heads, c["s"], c["a"])
+                             self.heads, c["s"], c["a"], c["qkv"], c["ctx"])
         c["z"] = add(x, c["s"]) if self.mlp_sees_attention else x
         c["v"] = self._layernorm(c["z"], th["ln2_gamma"], th["ln2_beta"]).reshape(b * length, d)
         c["p"] = self._dense(c["v"], th["mlp_w1"], th["mlp_b1"])
@@ -245,6 +248,7 @@ class _EncoderRate:
 
         ``saved`` is a dict of ``u = LN1(x)``, the attention output ``s``, its weights
         ``a`` (``(B, H, L, L)``, the softmax the attention VJP would otherwise recompute),
+        its projections ``qkv`` (``(B, L, 3 D)``) and context ``ctx`` (``(B, L, D)``),
         ``v = LN2(z)`` (``(B L, D)``), the first dense layer's output ``p`` and its ELU
         ``e`` (``(B L, F)``); ``z`` is recomputed (one addition). The cotangents are
         bitwise those of :meth:`vjp`, which recomputes the same intermediates.
@@ -291,7 +295,8 @@ class _EncoderRate:
         du = empty_like(x)
         self._k["attention.attention_vjp"](c["u"], th[ATTENTION], th.get(ATTENTION_BIAS),
                                            self._mask(x), self.heads, ds, du, grads[ATTENTION],
-                                           grads.get(ATTENTION_BIAS), c["a"])
+                                           grads.get(ATTENTION_BIAS), c["a"], c["qkv"],
+                                           c["ctx"])
         dx = empty_like(x)
         self._k["layernorm.layernorm_vjp"](x, th["ln1_gamma"], du, dx, grads["ln1_gamma"],
                                            grads["ln1_beta"], self.ln_eps)

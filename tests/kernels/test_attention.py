@@ -203,3 +203,49 @@ def test_saved_attention_weights_give_the_recomputing_vjp(backend, dtype, rng):
             assert_close(s, p)
         else:
             np.testing.assert_array_equal(s, p)
+
+
+#: which intermediates a forward writes and the VJP then reads instead of recomputing.
+SAVED_SETS = [("qkv",), ("ctx",), ("probs", "qkv", "ctx")]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("names", SAVED_SETS)
+def test_saved_projections_and_context_give_the_recomputing_vjp(backend, dtype, names, rng):
+    from refode.kernels.reference.attention import _keep, masked_softmax, merge_heads, split_heads
+
+    args, _ = _case(rng, SHAPES.get(backend, SHAPES["cpu"]), dtype, heads=2)["attention"]
+    x, w, bias, mask, heads = args
+    b, length, d = x.shape
+    shapes = {"probs": (b, heads, length, length), "qkv": (b, length, 3 * d), "ctx": x.shape}
+    buffers = {n: np.full(shapes[n], np.nan, dtype) for n in names}
+    out = np.empty_like(x)
+    get("attention", backend)(x, w, bias, mask, heads, out, **buffers)
+    # what the forward wrote is the definition's intermediate
+    x64 = x.astype(np.float64)
+    proj = [x64 @ w[i].T.astype(np.float64) + bias[i] for i in (0, 1, 2)]
+    q, k, v = (split_heads(t, heads) for t in proj)
+    p = masked_softmax((q @ k.transpose(0, 1, 3, 2)) / np.sqrt(d // heads), _keep(mask, x.shape))
+    want = {"probs": p, "qkv": np.concatenate(proj, axis=-1), "ctx": merge_heads(p @ v)}
+    for n in names:
+        assert_close(buffers[n], want[n].astype(dtype))
+    plain_out = np.empty_like(x)
+    get("attention", backend)(x, w, bias, mask, heads, plain_out)
+    np.testing.assert_array_equal(out, plain_out)  # saving changes nothing it computes
+    dout = rng.standard_normal(x.shape).astype(dtype)
+    vjp = get("attention.attention_vjp", backend)
+    grads = [np.full_like(a, np.nan) for a in (x, w, bias)]
+    vjp(*args, dout, *grads, **buffers)
+    plain = run_outputs(vjp, args + (dout,), [x, w, bias])
+    for s, e in zip(grads, plain):
+        if backend == "reference" and dtype == np.float32:  # weights rounded to float32
+            assert_close(s, e)
+        else:
+            np.testing.assert_array_equal(s, e)
+    # the VJP reads what it is given: a corrupted context changes the weight gradient
+    if "ctx" in names:
+        buffers["ctx"] += 1
+        wrong = [np.full_like(a, np.nan) for a in (x, w, bias)]
+        vjp(*args, dout, *wrong, **buffers)
+        assert not np.allclose(wrong[1][3], grads[1][3])

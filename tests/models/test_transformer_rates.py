@@ -205,4 +205,4 @@ def test_saving_intermediates_is_bitwise_the_recomputing_vjp(kind, checkpoint, s
         np.testing.assert_array_equal(saved[1][name], plain[1][name])
     k, kept = rate.forward_save(0.0, h, {n: c[0] for n, c in coefficients.items()})
     np.testing.assert_array_equal(k, rate.forward(0.0, h, {n: c[0] for n, c in coefficients.items()}))
-    assert set(kept) == {"u", "s", "a", "v", "p", "e"}
+    assert set(kept) == {"u", "s", "a", "qkv", "ctx", "v", "p", "e"}

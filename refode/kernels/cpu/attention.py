@@ -78,42 +78,66 @@ def _mask(mask, x):
     return np.zeros(x.shape[:2], dtype=np.bool_) if mask is None else mask
 
 
-def _projections(x, weights, biases, heads):
-    """``q``, ``k``, ``v`` (B, H, L, D/H) and the score scale, from one GEMM."""
+def _projections(x, weights, biases, qkv=None):
+    """The projections ``[q | k | v]`` (B, L, 3 D), biases added, by one GEMM over the
+    ``B L`` rows, into ``qkv`` (a new array if None)."""
     d = x.shape[-1]
-    qkv = x @ weights[:O].reshape(3 * d, d).T  # one GEMM for the three projections
+    if qkv is None:
+        qkv = np.empty(x.shape[:2] + (3 * d,), dtype=x.dtype)
+    np.matmul(x.reshape(-1, d), weights[:O].reshape(3 * d, d).T, out=qkv.reshape(-1, 3 * d))
     if biases is not None:
         qkv += biases[:O].reshape(-1)
-    q, k, v = (_split(qkv[..., i * d:(i + 1) * d], heads) for i in (Q, K, V))
-    return q, k, v, x.dtype.type(1.0 / np.sqrt(d // heads))
+    return qkv
 
 
-def _forward(x, weights, biases, mask, heads, probs=None, saved=None):
-    """``q, k, v, p, ctx, scale``; the attention weights ``p`` written into ``probs``
-    (if given), or read from ``saved`` (if given) instead of being computed."""
-    q, k, v, scale = _projections(x, weights, biases, heads)
-    if saved is not None:
-        p = saved
+def _heads(qkv, heads):
+    """``q``, ``k``, ``v`` (B, H, L, D/H), contiguous, from the projections (B, L, 3 D)."""
+    d = qkv.shape[-1] // 3
+    return [_split(qkv[..., i * d:(i + 1) * d], heads) for i in (Q, K, V)]
+
+
+def _forward(x, weights, biases, mask, heads, probs=None, qkv=None, ctx=None, saved=False):
+    """``q, k, v, p, ctx, scale``. Without ``saved`` the attention weights ``p``, the
+    projections and the context are computed, into ``probs``, ``qkv`` and ``ctx`` where
+    given; with ``saved`` each of them given is read instead of computed."""
+    if not (saved and qkv is not None):
+        qkv = _projections(x, weights, biases, qkv)
+    q, k, v = _heads(qkv, heads)
+    scale = x.dtype.type(1.0 / np.sqrt(x.shape[-1] // heads))
+    if saved and probs is not None:
+        p = probs
     else:
         scores = (q * scale) @ k.transpose(0, 1, 3, 2)
         p = np.empty_like(scores) if probs is None else probs
         _softmax(rows(scores), _mask(mask, x), heads * x.shape[1], rows(p))
-    return q, k, v, p, merge_heads(p @ v), scale
+    if not (saved and ctx is not None):
+        context = merge_heads(p @ v)
+        if ctx is None:
+            ctx = context
+        else:
+            ctx[...] = context
+    return q, k, v, p, ctx, scale
 
 
-def attention(x, weights, biases, mask, heads, out, probs=None):
+def attention(x, weights, biases, mask, heads, out, probs=None, qkv=None, ctx=None):
     """Arguments as :func:`refode.kernels.reference.attention.attention`."""
-    *_, ctx, _ = _forward(x, weights, biases, mask, heads, probs=probs)
-    out[...] = ctx @ weights[O].T
+    *_, ctx, _ = _forward(x, weights, biases, mask, heads, probs, qkv, ctx)
+    d = x.shape[-1]
+    if out.flags.c_contiguous:  # one GEMM over the B L rows, straight into out
+        np.matmul(ctx.reshape(-1, d), weights[O].T, out=out.reshape(-1, d))
+    else:
+        out[...] = (ctx.reshape(-1, d) @ weights[O].T).reshape(out.shape)
     if biases is not None:
         out += biases[O]
 
 
-def attention_vjp(x, weights, biases, mask, heads, dout, dx, dweights, dbiases, probs=None):
+def attention_vjp(x, weights, biases, mask, heads, dout, dx, dweights, dbiases, probs=None,
+                  qkv=None, ctx=None):
     """Arguments as :func:`refode.kernels.reference.attention.attention_vjp`."""
     d = x.shape[-1]
-    q, k, v, p, ctx, scale = _forward(x, weights, biases, mask, heads, saved=probs)
-    dctx = _split(dout @ weights[O], heads)
+    q, k, v, p, ctx, scale = _forward(x, weights, biases, mask, heads, probs, qkv, ctx,
+                                      saved=True)
+    dctx = _split((dout.reshape(-1, d) @ weights[O]).reshape(x.shape), heads)
     ds = np.empty_like(p)
     dp = dctx @ v.transpose(0, 1, 3, 2)
     _run("softmax_vjp_row", p.size // p.shape[-1], rows(p), rows(dp), rows(ds))

@@ -94,33 +94,56 @@ class _Layout:
         return self.n_batch, self.heads, m, n, inner
 
 
-def _forward(x2, weights, biases, mask, heads, shape, probs=None, saved=None):
-    """``qkv`` (B, L, 3D), the attention weights ``p`` and the context (B, L, D) on the device;
-    ``p`` written into ``probs`` (if given), or read from ``saved`` instead of computed."""
+def _into(buffer, *shape, dtype):
+    """Where to compute an intermediate the caller wants in ``buffer``: ``buffer`` itself
+    if it is a device array, else a new device array (copied to ``buffer`` afterwards)."""
+    if buffer is not None and on_device(buffer):
+        return buffer
+    return _run.empty(*shape, dtype=dtype)
+
+
+def _hand_back(result, buffer):
+    """Copy ``result`` into the host ``buffer`` (nothing to do for None or ``result``)."""
+    if buffer is not None and buffer is not result:
+        result.copy_to_host(buffer)
+
+
+def _forward(x2, weights, biases, mask, heads, shape, probs=None, qkv=None, ctx=None,
+             saved=False):
+    """``qkv`` (B, L, 3D), the attention weights ``p`` and the context (B, L, D) on the
+    device. Without ``saved`` they are computed and written into ``probs``, ``qkv`` and
+    ``ctx`` where given (host or device); with ``saved`` each of them given is read
+    instead of computed."""
     n_batch, length, d = shape
     at = _Layout(shape, heads)
-    qkv = _run.empty(n_batch, length, 3 * d, dtype=x2.dtype)
-    _run.matmul(x2, weights[:O].reshape(3 * d, d), qkv.reshape(-1, 3 * d), tb=True)
-    if biases is not None:
-        _run("add_bias", x2.shape[0], biases[:O].reshape(3 * d), qkv.reshape(-1, 3 * d))
-    if saved is not None:
-        p = _run.to_device(saved)
+    if saved and qkv is not None:
+        qkv_d = _run.to_device(qkv)
+    else:
+        qkv_d = _into(qkv, n_batch, length, 3 * d, dtype=x2.dtype)
+        _run.matmul(x2, weights[:O].reshape(3 * d, d), qkv_d.reshape(-1, 3 * d), tb=True)
+        if biases is not None:
+            _run("add_bias", x2.shape[0], biases[:O].reshape(3 * d), qkv_d.reshape(-1, 3 * d))
+        _hand_back(qkv_d, qkv)
+    if saved and probs is not None:
+        p = _run.to_device(probs)
     else:
         s = _run.empty(n_batch, heads, length, length, dtype=x2.dtype)
-        into = probs is not None and on_device(probs)
-        p = probs if into else _run.empty(n_batch, heads, length, length, dtype=x2.dtype)
-        batched(qkv, at.part(Q), qkv, at.part(K).transposed(), s, at.scores,
+        p = _into(probs, n_batch, heads, length, length, dtype=x2.dtype)
+        batched(qkv_d, at.part(Q), qkv_d, at.part(K).transposed(), s, at.scores,
                 at.shape(length, length, at.dh), 1.0 / math.sqrt(at.dh))
         masked = mask is not None
         if not masked:  # never read: a placeholder, allocated on the device (no transfer)
             mask = _run.empty(1, 1, dtype=np.bool_)
         run_blocks(_FUNCTIONS, "softmax_kernel", s.size // length, s.reshape(-1, length),
                    int(masked), mask, heads * length, p.reshape(-1, length))
-        if probs is not None and not into:
-            p.copy_to_host(probs)
-    ctx = _run.empty(n_batch, length, d, dtype=x2.dtype)
-    batched(p, at.scores, qkv, at.part(V), ctx, at.ctx, at.shape(length, at.dh, length))
-    return qkv, p, ctx
+        _hand_back(p, probs)
+    if saved and ctx is not None:
+        ctx_d = _run.to_device(ctx)
+    else:
+        ctx_d = _into(ctx, n_batch, length, d, dtype=x2.dtype)
+        batched(p, at.scores, qkv_d, at.part(V), ctx_d, at.ctx, at.shape(length, at.dh, length))
+        _hand_back(ctx_d, ctx)
+    return qkv_d, p, ctx_d
 
 
 def _device(*arrays):
@@ -128,22 +151,24 @@ def _device(*arrays):
     return [None if a is None else _run.to_device(a) for a in arrays]
 
 
-def attention(x, weights, biases, mask, heads, out, probs=None):
+def attention(x, weights, biases, mask, heads, out, probs=None, qkv=None, ctx=None):
     """Arguments as :func:`refode.kernels.reference.attention.attention`; host or device arrays."""
     d = x.shape[2]
     x2, weights, biases, mask = _device(x.reshape(-1, d), weights, biases, mask)
-    *_, ctx = _forward(x2, weights, biases, mask, heads, x.shape, probs=probs)
-    _run.matmul(ctx.reshape(-1, d), weights[O], out.reshape(-1, d), tb=True)
+    *_, ctx_d = _forward(x2, weights, biases, mask, heads, x.shape, probs, qkv, ctx)
+    _run.matmul(ctx_d.reshape(-1, d), weights[O], out.reshape(-1, d), tb=True)
     if biases is not None:
         _run("add_bias", x2.shape[0], biases[O], out.reshape(-1, d))
 
 
-def attention_vjp(x, weights, biases, mask, heads, dout, dx, dweights, dbiases, probs=None):
+def attention_vjp(x, weights, biases, mask, heads, dout, dx, dweights, dbiases, probs=None,
+                  qkv=None, ctx=None):
     """Arguments as :func:`refode.kernels.reference.attention.attention_vjp`."""
     d = x.shape[2]
     x2, weights, biases, mask, dout2 = _device(x.reshape(-1, d), weights, biases, mask,
                                                dout.reshape(-1, d))
-    qkv, p, ctx = _forward(x2, weights, biases, mask, heads, x.shape, saved=probs)
+    qkv, p, ctx = _forward(x2, weights, biases, mask, heads, x.shape, probs, qkv, ctx,
+                           saved=True)
     at, length, scale = _Layout(x.shape, heads), x.shape[1], 1.0 / math.sqrt(d // heads)
     dctx = _run.empty(*x.shape, dtype=x2.dtype)
     _run.matmul(dout2, weights[O], dctx.reshape(-1, d))

@@ -60,19 +60,26 @@ def masked_softmax(scores, keep):
     return e / np.where(total != 0, total, 1.0)
 
 
-def _forward(x, weights, biases, mask, heads, probs=None):
+def _forward(x, weights, biases, mask, heads, probs=None, qkv=None, ctx=None):
+    """The intermediates; each of ``probs``, ``qkv``, ``ctx`` given is used instead of
+    being recomputed."""
     xw = _work(x)
-    q, k, v = (split_heads(_linear(xw, weights, biases, i), heads) for i in (Q, K, V))
+    d = x.shape[-1]
+    if qkv is None:
+        parts = [_linear(xw, weights, biases, i) for i in (Q, K, V)]
+    else:
+        parts = [_work(qkv)[..., i * d:(i + 1) * d] for i in (Q, K, V)]
+    q, k, v = (split_heads(t, heads) for t in parts)
     scale = 1.0 / np.sqrt(q.shape[-1])
     if probs is None:
         p = masked_softmax(scale * (q @ k.transpose(0, 1, 3, 2)), _keep(mask, x.shape))
     else:
         p = _work(probs)
-    ctx = merge_heads(p @ v)
+    ctx = merge_heads(p @ v) if ctx is None else _work(ctx)
     return xw, q, k, v, p, ctx, scale
 
 
-def attention(x, weights, biases, mask, heads, out, probs=None):
+def attention(x, weights, biases, mask, heads, out, probs=None, qkv=None, ctx=None):
     """Multi-head self-attention ``out = softmax(q k^T / sqrt(d_h)) v`` projected by ``O``.
 
     Parameters
@@ -86,14 +93,25 @@ def attention(x, weights, biases, mask, heads, out, probs=None):
     probs : (B, H, L, L) same dtype, or None
         If given, overwritten with the attention weights ``softmax(q k^T / sqrt(d_h))``
         of every head (what :func:`attention_vjp` can reuse instead of recomputing).
+    qkv : (B, L, 3 D) same dtype, or None
+        If given, overwritten with the projections ``[q | k | v]`` (biases added, heads
+        not split: features ``0 .. D`` are ``q``), for :func:`attention_vjp`.
+    ctx : (B, L, D) same dtype, or None
+        If given, overwritten with the context ``softmax(...) v`` (heads merged), the
+        input of the output projection, for :func:`attention_vjp`.
     """
-    *_, p, ctx, _ = _forward(x, weights, biases, mask, heads)
-    out[...] = _linear(ctx, weights, biases, O)
+    _, q, k, v, p, context, _ = _forward(x, weights, biases, mask, heads)
+    out[...] = _linear(context, weights, biases, O)
     if probs is not None:
         probs[...] = p
+    if qkv is not None:
+        qkv[...] = np.concatenate([merge_heads(t) for t in (q, k, v)], axis=-1)
+    if ctx is not None:
+        ctx[...] = context
 
 
-def attention_vjp(x, weights, biases, mask, heads, dout, dx, dweights, dbiases, probs=None):
+def attention_vjp(x, weights, biases, mask, heads, dout, dx, dweights, dbiases, probs=None,
+                  qkv=None, ctx=None):
     """VJP of :func:`attention` with respect to ``x``, ``weights`` and ``biases``.
 
     Parameters
@@ -106,8 +124,11 @@ def attention_vjp(x, weights, biases, mask, heads, dout, dx, dweights, dbiases, 
     probs : (B, H, L, L) or None
         The attention weights :func:`attention` wrote for the same inputs (used instead
         of recomputing the scores and the softmax), or None.
+    qkv, ctx : (B, L, 3 D) and (B, L, D), or None
+        The projections and the context :func:`attention` wrote for the same inputs (used
+        instead of recomputing them), or None.
     """
-    xw, q, k, v, p, ctx, scale = _forward(x, weights, biases, mask, heads, probs)
+    xw, q, k, v, p, ctx, scale = _forward(x, weights, biases, mask, heads, probs, qkv, ctx)
     g = _work(dout)
     grads = {O: g}
     dctx = split_heads(g @ _work(weights[O]), heads)
