@@ -1,10 +1,12 @@
 """Numba CPU kernels of ``attention`` (see :mod:`refode.kernels.reference.attention`).
 
-The projections and the per-head products are batched GEMMs (``np.matmul`` on
-stacked arrays), each one call outside any parallel region; the masked softmax and
-its VJP are Numba kernels parallel over score rows (each row written by one task,
-summed in order in float64; the softmax's exponentials are one call of NumPy's
-vectorised ``exp`` between two such loops) (CUDA has its own block-per-row softmax kernels); the GEMMs and
+The projections are one GEMM over the ``B L`` rows and the per-head products batched
+GEMMs (``np.matmul`` on stacked arrays) that read and write the heads in place (views
+of the (B, L, 3 D) projections and their cotangents, whose matrices have unit column
+stride), each one call outside any parallel region. The masked softmax and its VJP are
+Numba kernels parallel over score rows (each row written by one task, summed in order
+in float64); the softmax's exponentials are one call of NumPy's vectorised ``exp``
+between two such loops. CUDA has its own block-per-row softmax kernels; the GEMMs and
 NumPy reshapes are not shared (BLAS is only called outside parallel loops). Bitwise
 identical for any number of Numba threads. GEMMs run in the input dtype.
 """
@@ -69,11 +71,6 @@ BODIES = (_shifted_row, _normalised_row, _softmax_vjp_row)
 _run = Runner(BODIES)
 
 
-def _split(t, heads):
-    """(B, L, D) -> (B, H, L, D/H), contiguous."""
-    return np.ascontiguousarray(split_heads(t, heads))
-
-
 def _mask(mask, x):
     return np.zeros(x.shape[:2], dtype=np.bool_) if mask is None else mask
 
@@ -91,9 +88,10 @@ def _projections(x, weights, biases, qkv=None):
 
 
 def _heads(qkv, heads):
-    """``q``, ``k``, ``v`` (B, H, L, D/H), contiguous, from the projections (B, L, 3 D)."""
+    """``q``, ``k``, ``v`` (B, H, L, D/H) from the projections (B, L, 3 D): views, whose
+    (L, D/H) matrices have unit column stride, so the batched GEMMs read them in place."""
     d = qkv.shape[-1] // 3
-    return [_split(qkv[..., i * d:(i + 1) * d], heads) for i in (Q, K, V)]
+    return [split_heads(qkv[..., i * d:(i + 1) * d], heads) for i in (Q, K, V)]
 
 
 def _forward(x, weights, biases, mask, heads, probs=None, qkv=None, ctx=None, saved=False):
@@ -137,13 +135,18 @@ def attention_vjp(x, weights, biases, mask, heads, dout, dx, dweights, dbiases, 
     d = x.shape[-1]
     q, k, v, p, ctx, scale = _forward(x, weights, biases, mask, heads, probs, qkv, ctx,
                                       saved=True)
-    dctx = _split((dout.reshape(-1, d) @ weights[O]).reshape(x.shape), heads)
+    dctx = split_heads((dout.reshape(-1, d) @ weights[O]).reshape(x.shape), heads)  # a view
     ds = np.empty_like(p)
     dp = dctx @ v.transpose(0, 1, 3, 2)
     _run("softmax_vjp_row", p.size // p.shape[-1], rows(p), rows(dp), rows(ds))
-    dqkv = np.concatenate(
-        [merge_heads(scale * (ds @ k)), merge_heads(scale * (ds.transpose(0, 1, 3, 2) @ q)),
-         merge_heads(p.transpose(0, 1, 3, 2) @ dctx)], axis=-1).reshape(-1, 3 * d)
+    # the cotangents of q, k, v, each scaled (q, k) and merged into its third of dqkv in
+    # one pass
+    dqkv = np.empty(x.shape[:2] + (3 * d,), dtype=x.dtype)
+    parts = _heads(dqkv, heads)
+    np.multiply(ds @ k, scale, out=parts[Q])
+    np.multiply(ds.transpose(0, 1, 3, 2) @ q, scale, out=parts[K])
+    np.matmul(p.transpose(0, 1, 3, 2), dctx, out=parts[V])
+    dqkv = dqkv.reshape(-1, 3 * d)
     x2 = x.reshape(-1, d)
     dweights[:O] = (dqkv.T @ x2).reshape(3, d, d)
     dweights[O] = dout.reshape(-1, d).T @ ctx.reshape(-1, d)
