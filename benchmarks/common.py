@@ -224,6 +224,10 @@ def machine():
             info[module] = __import__(module).__version__
         except ImportError:
             info[module] = None
+    import refode.config
+
+    # refode's import tunes glibc's malloc for the whole process, the peers included
+    info["malloc_tuned"] = refode.config.MALLOC_TUNED
     try:
         from threadpoolctl import threadpool_info
 
