@@ -220,3 +220,18 @@ def test_saved_intermediates_give_the_recomputing_vjp(backend, dtype, names, rng
         wrong = [np.full_like(a, np.nan) for a in (x, w, bias)]
         vjp(*args, dout, *wrong, **buffers)
         assert not np.allclose(wrong[1][3], grads[1][3])
+
+
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+def test_strided_output_buffers_are_written(backend, rng):
+    # the CPU kernel writes out and qkv by one GEMM over all rows: a strided buffer must
+    # still receive the result (through a temporary), not a discarded reshaped copy
+    args, _ = _case(rng, SHAPES["cpu"], np.float64, heads=2)["attention"]
+    x = args[0]
+    b, length, d = x.shape
+    out, qkv = np.empty_like(x), np.empty((b, length, 3 * d))
+    get("attention", backend)(*args, out, None, qkv)
+    wide_out, wide_qkv = np.zeros((b, length, 2 * d)), np.zeros((b, length, 6 * d))
+    get("attention", backend)(*args, wide_out[..., ::2], None, wide_qkv[..., ::2])
+    np.testing.assert_array_equal(wide_out[..., ::2], out)
+    np.testing.assert_array_equal(wide_qkv[..., ::2], qkv)

@@ -75,13 +75,23 @@ def _mask(mask, x):
     return np.zeros(x.shape[:2], dtype=np.bool_) if mask is None else mask
 
 
+def _rows_product(a, b, out):
+    """``out (..., n) = a (..., k) @ b (k, n)``: one GEMM over all rows, written into ``out``
+    in place (through a temporary if ``out`` is not C-contiguous)."""
+    a2 = a.reshape(-1, a.shape[-1])
+    if out.flags.c_contiguous:
+        np.matmul(a2, b, out=out.reshape(-1, out.shape[-1]))
+    else:
+        out[...] = (a2 @ b).reshape(out.shape)
+
+
 def _projections(x, weights, biases, qkv=None):
     """The projections ``[q | k | v]`` (B, L, 3 D), biases added, by one GEMM over the
     ``B L`` rows, into ``qkv`` (a new array if None)."""
     d = x.shape[-1]
     if qkv is None:
         qkv = np.empty(x.shape[:2] + (3 * d,), dtype=x.dtype)
-    np.matmul(x.reshape(-1, d), weights[:O].reshape(3 * d, d).T, out=qkv.reshape(-1, 3 * d))
+    _rows_product(x, weights[:O].reshape(3 * d, d).T, qkv)
     if biases is not None:
         qkv += biases[:O].reshape(-1)
     return qkv
@@ -120,11 +130,7 @@ def _forward(x, weights, biases, mask, heads, probs=None, qkv=None, ctx=None, sa
 def attention(x, weights, biases, mask, heads, out, probs=None, qkv=None, ctx=None):
     """Arguments as :func:`refode.kernels.reference.attention.attention`."""
     *_, ctx, _ = _forward(x, weights, biases, mask, heads, probs, qkv, ctx)
-    d = x.shape[-1]
-    if out.flags.c_contiguous:  # one GEMM over the B L rows, straight into out
-        np.matmul(ctx.reshape(-1, d), weights[O].T, out=out.reshape(-1, d))
-    else:
-        out[...] = (ctx.reshape(-1, d) @ weights[O].T).reshape(out.shape)
+    _rows_product(ctx, weights[O].T, out)
     if biases is not None:
         out += biases[O]
 
