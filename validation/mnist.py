@@ -37,7 +37,8 @@ What it does, with the defaults (every number is an option):
 Tables 3 and 4 are the cells of one sweep (:func:`refode.sweep.run_sweep`, Dask
 LocalCluster of ``--workers`` processes): ``OUT/sweep.json`` is its configuration,
 ``OUT/data/`` its inputs (the pooled test split and the calibration images) and
-``OUT/sweep/`` its table and Pareto plots; an interrupted run resumes there.
+``OUT/sweep/`` its table and Pareto plots; an interrupted run resumes there (cells
+recorded as failed are kept as failures unless ``--retry-failed`` is given).
 
 Writes ``OUT/model.h5`` (:func:`refode.save`), ``OUT/checkpoint.h5``,
 ``OUT/report.json`` (rows, training history, command, seed, data checksums, refode
@@ -120,6 +121,8 @@ def parse_args(argv=None):
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.h5")
     p.add_argument("--workers", type=int, default=2,
                    help="sweep worker processes (0: one thread in this process)")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="with a sweep folder from an earlier run, recompute its failed cells too")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
@@ -200,7 +203,8 @@ def evaluate_tables(args, model, x, y, x_calibration, log):
     config, test = write_inputs(args.out, x, y, x_calibration, sweep_config(args, model))
     result = run_sweep(config, [test],
                        os.path.join(args.out, "sweep"), n_workers=max(args.workers, 1),
-                       processes=args.workers > 0, progress=not args.quiet)
+                       processes=args.workers > 0, progress=not args.quiet,
+                       retry_failed=args.retry_failed)
     k, n = model.basis.n, model.n_steps
     compression, discretization = [], []
     for r in result.rows:

@@ -44,7 +44,8 @@ Model and training
     (:func:`refode.train.trim_padding`). Every seed is fixed (``--seed``): a rerun gives
     the same numbers. A checkpoint (``OUT/checkpoint.h5``, rewritten atomically after
     every epoch) and ``OUT/history.json`` let ``--resume`` continue an interrupted
-    run to bitwise the same model.
+    run to bitwise the same model; the sweep (``OUT/sweep/``) resumes by itself and
+    recomputes the cells recorded as failed with ``--retry-failed``.
 Tables (test token accuracy)
     1. Compression without retraining or data: the trained model's depth-dependent
        weights moved by exact L2 projection (and, for comparison, by interpolation)
@@ -196,7 +197,8 @@ def sweep_tables(args, model, x, y, log):
                                        "batch_size": EVAL_SENTENCES}, indent=1) + "\n")
     result = run_sweep(config, [os.path.join(data, "test.npz")],
                        os.path.join(args.out, "sweep"), n_workers=max(args.workers, 1),
-                       processes=args.workers > 0, progress=not args.quiet)
+                       processes=args.workers > 0, progress=not args.quiet,
+                       retry_failed=args.retry_failed)
     cells = {r["id"]: r for r in result.rows}
 
     def rows(grids, method_of_trained, timed_compression):
@@ -285,6 +287,8 @@ def parse_args(argv):
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--workers", type=int, default=2,
                    help="sweep worker processes (0: one thread in this process)")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="with a sweep folder from an earlier run, recompute its failed cells too")
     args = p.parse_args(argv)
     if not args.epochs or min(args.epochs) < 1:
         p.error("--epochs must be positive integers, one per level, e.g. 3,2,2,2")

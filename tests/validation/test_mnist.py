@@ -76,3 +76,22 @@ def test_run_writes_report_and_is_reproducible(mnist, data_dir, tmp_path):
 def test_missing_data_is_one_line(mnist, tmp_path):
     with pytest.raises(SystemExit, match="no t10k-images-idx3-ubyte"):
         mnist.main(["--data", str(tmp_path), "--out", str(tmp_path / "o")] + ARGS)
+
+
+class _SweepCalled(Exception):
+    """Raised by the stand-in of run_sweep, carrying its keyword arguments."""
+
+
+def _stop_at_sweep(**kwargs):
+    raise _SweepCalled(kwargs)
+
+
+@pytest.mark.parametrize("extra,wanted", [([], False), (["--retry-failed"], True)])
+def test_retry_failed_reaches_the_sweep(mnist, monkeypatch, tmp_path, extra, wanted):
+    monkeypatch.setattr(mnist, "sweep_config", lambda args, model: {})
+    monkeypatch.setattr(mnist, "write_inputs", lambda *a: ("sweep.json", "test.npz"))
+    monkeypatch.setattr(mnist, "run_sweep", lambda *a, **kw: _stop_at_sweep(**kw))
+    args = mnist.parse_args(["--data", str(tmp_path), "--out", str(tmp_path)] + extra)
+    with pytest.raises(_SweepCalled) as called:
+        mnist.evaluate_tables(args, None, None, None, None, None)
+    assert called.value.args[0]["retry_failed"] is wanted

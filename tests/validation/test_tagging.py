@@ -88,3 +88,20 @@ def test_main_writes_report_tables_and_model(treebank, tmp_path, capsys):
 def test_missing_split_names_the_folder(tmp_path):
     with pytest.raises(refode.RefodeError, match="train"):
         tagging.main(["--data", str(tmp_path), "--out", str(tmp_path / "o"), "--quiet"])
+
+
+class _SweepCalled(Exception):
+    """Raised by the stand-in of run_sweep, carrying its keyword arguments."""
+
+
+@pytest.mark.parametrize("extra,wanted", [([], False), (["--retry-failed"], True)])
+def test_retry_failed_reaches_the_sweep(monkeypatch, tmp_path, extra, wanted):
+    def stop(*a, **kw):
+        raise _SweepCalled(kw)
+
+    monkeypatch.setattr(tagging, "sweep_grids", lambda model: ([], []))
+    monkeypatch.setattr(tagging, "run_sweep", stop)
+    args = tagging.parse_args(["--data", str(tmp_path), "--out", str(tmp_path)] + extra)
+    with pytest.raises(_SweepCalled) as called:
+        tagging.sweep_tables(args, None, np.zeros((1, 2)), np.zeros((1, 2)), None)
+    assert called.value.args[0]["retry_failed"] is wanted
