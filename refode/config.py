@@ -13,9 +13,16 @@
     modules, so an edited or partly upgraded source can silently run stale machine
     code. CI loops that keep a cache directory should set it and clear the directory
     when refode changes.
+``REFODE_PARALLEL_MIN_BYTES`` (default 65536)
+    A CPU kernel whose array arguments hold fewer bytes than this runs on the calling
+    thread only (:mod:`refode.kernels._threads`): handing chunks to worker threads
+    costs tens of microseconds, more than such a kernel's work. Results do not depend
+    on it. The test suite sets it to 0 so that its small shapes run split over threads.
 ``OMP_WAIT_POLICY`` (set here to ``PASSIVE`` unless already set)
-    The CPU kernels alternate between Numba's thread pool (``prange`` loops) and
-    OpenBLAS's (one GEMM outside every parallel region). Numba's default threading
+    The projection and coefficient-combination loops (``prange``) run on Numba's
+    thread pool and alternate with OpenBLAS's (one GEMM outside every parallel
+    region); the op kernels use refode's own worker threads, which sleep on a
+    semaphore between calls. Numba's default threading
     layer is OpenMP (libgomp), whose threads spin after each parallel region
     (``ACTIVE`` waiting), taking the cores away from the OpenBLAS threads that run
     next; on few cores this made the conv workload W1 about 1.6x slower. Importing
@@ -45,6 +52,7 @@
 import ctypes
 import os
 import sys
+import warnings
 
 _TRUE = ("1", "true", "yes", "on")
 
@@ -55,6 +63,14 @@ OMP_WAIT_POLICY = os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 FASTMATH = os.environ.get("REFODE_FASTMATH", "0").strip().lower() in _TRUE
 #: on-disk cache flag handed to every ``numba.njit`` in refode.
 CACHE = os.environ.get("REFODE_CACHE", "0").strip().lower() in _TRUE
+
+#: kernels whose arrays hold fewer bytes run on the calling thread only (see above).
+PARALLEL_MIN_BYTES = 1 << 16
+try:
+    PARALLEL_MIN_BYTES = int(os.environ.get("REFODE_PARALLEL_MIN_BYTES", PARALLEL_MIN_BYTES))
+except ValueError:
+    warnings.warn("REFODE_PARALLEL_MIN_BYTES must be an integer number of bytes (e.g. 65536); "
+                  f"using {PARALLEL_MIN_BYTES}", RuntimeWarning, stacklevel=1)
 
 #: default floating dtype of refode (float32 is supported where documented).
 DEFAULT_DTYPE = "float64"

@@ -3,11 +3,15 @@
 The CUDA kernels run in Numba's simulator unless a GPU run is asked for with
 ``NUMBA_ENABLE_CUDASIM=0``; the variable must be set before numba is imported,
 which is why it is set here, before any test module imports refode.
+``REFODE_PARALLEL_MIN_BYTES`` is 0 for the same reason (read when refode is imported).
 """
 import os
 import sys
 
 os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+# every kernel call splits its tasks over the threads, however small the test's shapes
+# (refode.config.PARALLEL_MIN_BYTES), so that the thread-count tests exercise the split.
+os.environ.setdefault("REFODE_PARALLEL_MIN_BYTES", "0")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -58,3 +58,17 @@ def test_import_tunes_malloc_so_that_freed_arrays_are_reused():
     assert not off and faults_off > 100  # the waste the tuning removes
     user, _ = _malloc_probe(MALLOC_TRIM_THRESHOLD_="131072")
     assert not user  # a user's own setting wins
+
+
+@pytest.mark.parametrize("value, expected, warns", [
+    (None, 65536, False), ("0", 0, False), ("1048576", 1048576, False), ("lots", 65536, True)])
+def test_parallel_min_bytes_from_the_environment(value, expected, warns):
+    env = {k: v for k, v in os.environ.items() if k != "REFODE_PARALLEL_MIN_BYTES"}
+    if value is not None:
+        env["REFODE_PARALLEL_MIN_BYTES"] = value
+    probe = "from refode import config; print(config.PARALLEL_MIN_BYTES)"
+    out = subprocess.run([sys.executable, "-W", "always", "-c", probe], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) == expected
+    assert ("REFODE_PARALLEL_MIN_BYTES must be an integer" in out.stderr) == warns

@@ -7,9 +7,10 @@ in the CPU module of its op, and compiled twice:
 
 - :func:`bodies` compiles a group of bodies with a given ``jit``; calls from one
   body to another of the group go to the compiled version of the same target;
-- :func:`loop` wraps a compiled body into a kernel over tasks ``0 .. n - 1``: a
-  ``prange`` loop for the CPU (``"cpu"``, or ``"serial"`` for a plain ``range``), one
-  thread per task for CUDA (``"cuda"``, in :mod:`refode.kernels.cuda`).
+- :func:`loop` wraps a compiled body into a kernel over tasks: for the CPU
+  (``"cpu"``) a plain loop over tasks ``lo .. hi - 1``, which :class:`Runner` splits
+  over threads (:mod:`refode.kernels._threads`); for CUDA (``"cuda"``, in
+  :mod:`refode.kernels.cuda`) one thread per task ``0 .. n - 1``.
 
 Each task writes only its own outputs and sums in a fixed order, so the CPU results
 are bitwise identical for any thread count and equal to those of the hand-written
@@ -21,11 +22,19 @@ import numba
 import numpy as np
 
 from .. import config
+from ._threads import run_tasks
 from .workspace import Workspace
 
+_INDEX_MASK = np.uint64(2**63 - 1)  # see _LOOPS["cpu"]
+
 _LOOPS = {
-    "cpu": "def {name}(n, {args}):\n    for i in numba.prange(n):\n        body({args}, i)\n",
-    "serial": "def {name}(n, {args}):\n    for i in range(n):\n        body({args}, i)\n",
+    # the task index is a signed integer (bodies mix it with other int64s), but one that
+    # LLVM can see is non-negative (an unsigned loop, masked to 63 bits): else every
+    # ``a[i]`` tests for wraparound and the loop does not vectorise (30x slower for an
+    # elementwise body). A ``prange`` loop does the same.
+    "cpu": ("def {name}(lo, hi, {args}):\n"
+            "    for u in range(numba.uint64(lo), numba.uint64(hi)):\n"
+            "        body({args}, numba.int64(u & _INDEX_MASK))\n"),
     "cuda": "def {name}(n, {args}):\n    i = cuda.grid(1)\n    if i < n:\n        body({args}, i)\n",
 }
 
@@ -57,12 +66,15 @@ def bodies(jit, *functions):
 
 
 def loop(body, target, jit, **scope):
-    """A kernel ``kernel(n, *args)`` running the compiled ``body(*args, i)`` for ``i < n``.
+    """A kernel running the compiled ``body(*args, i)`` over tasks ``i``.
+
+    ``"cpu"``: ``kernel(lo, hi, *args)`` for ``lo <= i < hi``; ``"cuda"``:
+    ``kernel(n, *args)`` for ``i < n``.
 
     Parameters
     ----------
     body : compiled body (see :func:`bodies`); its last argument is the task index
-    target : {"cpu", "serial", "cuda"}
+    target : {"cpu", "cuda"}
     jit : decorator compiling the generated kernel (``cuda.jit`` for ``"cuda"``)
     scope : names the generated source needs besides ``numba`` and ``body`` (``cuda``)
     """
@@ -70,7 +82,8 @@ def loop(body, target, jit, **scope):
     name = f"{py_func.__name__.lstrip('_')}_{target}"
     args = ", ".join(f"a{k}" for k in range(py_func.__code__.co_argcount - 1))
     source = _LOOPS[target].format(name=name, args=args)
-    namespace = dict(scope, numba=numba, body=body, __name__=py_func.__module__)
+    namespace = dict(scope, numba=numba, body=body, _INDEX_MASK=_INDEX_MASK,
+                     __name__=py_func.__module__)
     exec(compile(source, py_func.__code__.co_filename, "exec"), namespace)  # noqa: S102
     return jit(namespace[name])
 
@@ -93,7 +106,15 @@ class Runner:
     ----------
     functions : the bodies of the op (plain Python), compiled with :func:`bodies`
     parallel : bool
-        ``prange`` loops (True) or plain ``range`` loops.
+        Tasks split over ``numba.get_num_threads()`` threads (True; see
+        :mod:`refode.kernels._threads`) or all run on the calling thread.
+
+    Notes
+    -----
+    The kernels are compiled without Numba's ``parallel=True``: its ``prange``
+    lowering compiles each loop body a second time and made up about two thirds of
+    the cold start (issue 11). The threads share nothing but the arrays, each task
+    writing its own slices, as the ``prange`` loops did.
     """
 
     #: columns per task of a column reduction (contiguous lanes of a row vectorise).
@@ -105,11 +126,14 @@ class Runner:
         self._loops = {}
 
     def __call__(self, name, n, *args, n_out=1):
-        if name not in self._loops:
-            jit = numba.njit(**config.njit_options(parallel=self._parallel))
-            target = "cpu" if self._parallel else "serial"
-            self._loops[name] = loop(getattr(self.compiled, name), target, jit)
-        self._loops[name](n, *args)
+        kernel = self._loops.get(name)
+        if kernel is None:
+            jit = numba.njit(**config.njit_options())
+            kernel = self._loops[name] = loop(getattr(self.compiled, name), "cpu", jit)
+        if self._parallel:
+            run_tasks(kernel, n, args)
+        else:
+            kernel(0, n, *args)
 
     @staticmethod
     def empty(*shape, dtype=np.float64):

@@ -2,7 +2,7 @@
 
 im2col + one GEMM. The columns of all images sit in one buffer ``cols`` of shape
 ``(C k k, N, Ho Wo)``, row ``r = (c k + ki) k + kj`` holding what kernel tap
-``(c, ki, kj)`` sees, built by a ``prange`` loop whose tasks write disjoint rows.
+``(c, ki, kj)`` sees, built by a parallel loop whose tasks write disjoint rows.
 Then a single BLAS GEMM ``(O, C k k) @ (C k k, N Ho Wo)`` runs outside any parallel
 region (Numba's and OpenBLAS's thread pools never nest), and a copy puts the
 ``(O, N, ...)`` product into the ``(N, O, ...)`` output.
