@@ -7,8 +7,8 @@
 ``REFODE_CACHE``
     ``1`` caches compiled kernels on disk (``cache=True``; with ``NUMBA_CACHE_DIR``
     where they go). Off by default (decided in issue 11, docs/performance.md): it
-    cuts the first calls of a ContinuousNet and a tagger step from about 21 s to
-    0.8 s, but Numba keys a cached kernel on the timestamp of the one file that
+    cuts the first calls of a ContinuousNet and a tagger step from about 13 s to
+    1.0 s, but Numba keys a cached kernel on the timestamp of the one file that
     defines it, while refode's kernels inline bodies and constants from other
     modules, so an edited or partly upgraded source can silently run stale machine
     code. CI loops that keep a cache directory should set it and clear the directory
@@ -19,7 +19,7 @@
     costs tens of microseconds, more than such a kernel's work. Results do not depend
     on it. The test suite sets it to 0 so that its small shapes run split over threads.
 ``OMP_WAIT_POLICY`` (set here to ``PASSIVE`` unless already set)
-    The projection and coefficient-combination loops (``prange``) run on Numba's
+    The loops of projection between bases (``prange``) run on Numba's
     thread pool and alternate with OpenBLAS's (one GEMM outside every parallel
     region); the op kernels use refode's own worker threads, which sleep on a
     semaphore between calls. Numba's default threading
