@@ -20,6 +20,7 @@ import numba
 
 from .. import config
 
+
 class _Worker:
     """A daemon thread that runs one job at a time: ``start(job)``, then ``join()``.
 
