@@ -109,11 +109,8 @@ def run_tasks(kernel, n, args, threads=None):
     threads = min(numba.get_num_threads() if threads is None else threads, n)
     if threads > 1 and sum(getattr(a, "nbytes", 0) for a in args) < config.PARALLEL_MIN_BYTES:
         threads = 1
-    if threads <= 1:
-        kernel(0, n, *args)
-        return
-    pool = _pool()
-    if not pool.lock.acquire(blocking=False):
+    pool = _pool() if threads > 1 else None
+    if pool is None or not pool.lock.acquire(blocking=False):  # one thread, or pool busy
         kernel(0, n, *args)
         return
     try:
