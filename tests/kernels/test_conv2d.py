@@ -141,11 +141,29 @@ def test_direct_stride_1_kernel_agrees_with_definition(k, pad, dtype, rng, monke
         assert_close(a, e)
 
 
-def test_direct_kernel_sums_taps_in_order_bitwise(rng):
-    """Forward: per output element ``acc = acc + w x`` over (c, ki, kj) in order: bitwise the
-    same as that loop written out in NumPy (a 3x3 kernel takes the nine-tap path)."""
-    for k in (3, 2):
-        x, w, g = _data(rng, 2, 3, 2, (5, 4), k, 1, 1, np.float32)
+def _fma32(w, x, acc):
+    """``fma(w, x, acc)`` in float32: the float64 product of two float32 is exact and the
+    float64 sum then rounds twice; a fixed seed keeps this test's data away from the rare
+    case (about 2^-29 per term) where that double rounding differs from one rounding."""
+    return (w.astype(np.float64) * x + acc).astype(np.float32)
+
+
+def _fma64(w, x, acc):
+    """``fma(w, x, acc)`` in float64, exactly: rational arithmetic, one rounding."""
+    from fractions import Fraction
+
+    exact = np.frompyfunc(lambda a, b, c: float(Fraction(a) * Fraction(b) + Fraction(c)), 3, 1)
+    return exact(w, x, acc).astype(np.float64)
+
+
+@pytest.mark.parametrize("dtype, fma", [(np.float32, _fma32), (np.float64, _fma64)])
+def test_direct_kernel_sums_taps_in_order_bitwise(dtype, fma, rng):
+    """Forward: per output element one fused multiply-add per term, ``acc = fma(w, x, acc)``
+    over (c, ki, kj) in order: bitwise the same as that loop written out in NumPy, for a
+    3x3 and a 2x2 kernel, 19 output channels (two channel blocks in float64, a partial one
+    in float32) and rows longer and shorter than a block."""
+    for k, size in ((3, (3, 19)), (2, (4, 3))):
+        x, w, g = _data(rng, 2, 3, 19, size, k, 1, 1, dtype)
         out = _run("cpu", x, w, g, 1, 1)[0]
         xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
         want = np.zeros_like(out)
@@ -153,8 +171,69 @@ def test_direct_kernel_sums_taps_in_order_bitwise(rng):
             for ki in range(k):
                 for kj in range(k):
                     patch = xp[:, None, c, ki:ki + out.shape[2], kj:kj + out.shape[3]]
-                    want = want + w[None, :, c, ki, kj, None, None] * patch
+                    weight = np.broadcast_to(w[None, :, c, ki, kj, None, None], want.shape)
+                    want = fma(weight, np.broadcast_to(patch, want.shape), want)
         np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_direct_kernel_block_widths_give_the_same_bits(dtype, rng, monkeypatch):
+    """Every output sums the same terms in the same order whatever the block: the narrow
+    and the wide block give bitwise the same forward and ``dx``, on rows shorter than,
+    equal to and longer than (not a multiple of) either width, and channel counts below,
+    at and above one vector of lanes."""
+    from refode.kernels.cpu import _conv2d_direct, _simd
+
+    narrow, wide = _simd.BLOCK_WIDTHS
+    lane = _simd.lanes(np.dtype(dtype))
+    for width in (1, narrow - 1, narrow, wide, wide + 3, 2 * wide + 5):
+        for o in (1, lane, lane + 3):
+            x, w, g = _data(rng, 2, 3, o, (3, width), 3, 1, 1, dtype)
+            runs = []
+            for pb in (narrow, wide):
+                monkeypatch.setattr(_conv2d_direct, "_block_width", lambda wo, pb=pb: pb)
+                runs.append(_run("cpu", x, w, g, 1, 1))
+            expected = _run("reference", x, w, g, 1, 1)
+            for a, b, e in zip(*runs, expected):
+                assert_close(a, e)
+            for a, b in zip(runs[0][:2], runs[1][:2]):  # dw's GEMM chunks follow the grid
+                np.testing.assert_array_equal(a, b)
+
+
+def test_block_transpose_masks_transpose():
+    """The shuffle stages of the in-register transpose, simulated on labels."""
+    from refode.kernels.cpu._simd import _transpose_masks
+
+    for width in (1, 2, 4, 8, 16):
+        vecs = [[(b, o) for o in range(width)] for b in range(width)]
+        for g, lo, hi in _transpose_masks(width):
+            for i in range(width):
+                if not i & g:
+                    both = vecs[i] + vecs[i + g]
+                    vecs[i], vecs[i + g] = [both[m] for m in lo], [both[m] for m in hi]
+        assert vecs == [[(b, o) for b in range(width)] for o in range(width)]
+
+
+def test_block_intrinsic_rejects_arrays_it_cannot_address():
+    """The micro-kernel addresses its arrays from their shapes: non-contiguous arrays,
+    mixed dtypes or integer arrays are a typing error, not wrong numbers."""
+    import numba
+
+    from refode.kernels.cpu._simd import tap_block
+
+    block = tap_block(4)
+
+    @numba.njit
+    def call(xg, wt, out):
+        block(xg, wt, out, 1, 4, 0, 0, 0, 0)
+
+    good = (np.zeros((1, 1, 8)), np.zeros((1, 1, 8)), np.zeros((1, 1, 1, 4)))
+    call(*good)
+    for bad in ((good[0][:, :, ::2], good[1], good[2]),
+                (good[0].astype(np.float32), good[1], good[2]),
+                (good[0].astype(np.int64), good[1].astype(np.int64), good[2].astype(np.int64))):
+        with pytest.raises(numba.TypingError):
+            call(*bad)
 
 
 def test_conv2d_workspace_is_reused_without_allocation(rng):

@@ -16,8 +16,11 @@ from .tagger_setup import batch as tagger_batch, tagger
 
 #: float64 agreement of two backends (relative to each array's largest entry).
 RTOL = 1e-12
-#: fraction of the largest entry below which an array is compared at that scale.
-FLOOR = 1e-3
+#: fraction of the largest entry below which an array is compared at that scale: the
+#: weight gradient of a conv feeding a training-mode batch norm vanishes up to the norm's
+#: eps (a one-channel shortcut's: 1e-4 of the largest gradient, a sum of terms that
+#: cancel), so its round-off is that of the largest entries, not of its own size.
+FLOOR = 1e-2
 #: the smallest models that still have every layer kind (stitch shortcut, padding, bias).
 NET = dict(in_channels=2, n_classes=3, widths=(2, 3), basis="fem_linear", n_basis=2,
            scheme="midpoint", n_steps=2, padding="same", head_activation="relu")
@@ -47,8 +50,9 @@ def _holders(model):
 
 def _close(got, want, what):
     """Every array within RTOL of its largest entry, or of FLOOR times the largest entry
-    of all (arrays that vanish identically, e.g. a shift before a training-mode batch
-    norm, are round-off noise of about 1e-16 times the largest gradient)."""
+    of all (arrays that vanish identically or nearly, e.g. a shift or a conv weight
+    before a training-mode batch norm, are round-off noise of about 1e-16 times the
+    largest gradient)."""
     floor = FLOOR * max(float(np.abs(v).max()) for v in want.values())
     for name in want:
         a, b = np.asarray(got[name]), np.asarray(want[name])

@@ -2,17 +2,28 @@
 
 No im2col. The input is copied once, zero padded, into planes of a flat *grid*:
 ``xg (C, N, Lp)``, plane ``(c, n)`` holding the padded image row by row
-(``Hp x Wp``, ``Hp = H + 2 pad``, ``Wp = W + 2 pad``) followed by ``k - 1`` zeros.
-On this grid a kernel tap ``(ki, kj)`` is a constant offset ``ki Wp + kj``: the
-output at grid position ``p = h Wp + j`` (``h < Ho``, ``j < Wp``; the columns
-``j >= Wo`` are scratch) is
+(``Hp x Wp``, ``Hp = H + 2 pad``, ``Wp = W + 2 pad``) followed by zeros (at least
+``k - 1``, more where a block of positions runs past a short last row). On this grid a
+kernel tap ``(ki, kj)`` is a constant offset ``ki Wp + kj``: the output at row ``h`` and
+column ``j`` is
 
-    out[p] = sum over c, ki, kj (in this order) of  w[o, c, ki, kj] * xg[c, n, p + ki Wp + kj]
+    out[n, o, h, j] = sum over c, ki, kj (in this order) of  w[o, c, ki, kj] * xg[c, n, (h + ki) Wp + j + kj]
 
-accumulated in the input dtype, each term added in order (``acc = acc + w x``), one
-task per ``(n, o)`` whose inner loop runs over the ``Ho Wp`` contiguous positions (it
-vectorises: no reduction, no reassociation). The padded zeros enter the sum as
-``w * 0`` terms, as in the reference's zero padding.
+accumulated in the input dtype, one fused multiply-add per term (``acc = fma(w, x,
+acc)``, one rounding each, as in BLAS; nothing reassociated). The padded zeros enter the
+sum as ``w * 0`` terms, as in the reference's zero padding.
+
+The sum runs in register blocks (:mod:`refode.kernels.cpu._simd`): a block is ``pb``
+positions of one output row times one vector of ``L`` output channels (``L`` = 16
+float32 or 8 float64 with AVX-512), its ``pb`` accumulator vectors stay in registers
+while the loop over ``c, ki, kj`` broadcasts one input value per position into a
+multiply-add with the vector of packed weights ``wt[c, ki k + kj, o0 : o0 + L]`` (the
+weights are packed once per call, zero past the last channel), then the block is
+transposed in registers and stored row by row. One task per ``(n, channel block)`` runs
+the blocks of every row; the last block of a row ends at the row's end (it recomputes
+columns of the block before, the same values in the same task). Every output element
+sums the same terms in the same order whatever the block, the block width and the thread
+count, so results are bitwise identical for any number of threads.
 
 The VJP reuses the same kernel: for stride 1, ``dx`` is the convolution of the output
 cotangent, padded by ``k - 1 - pad``, with the weights transposed over channels and
@@ -21,13 +32,14 @@ tap, of the cotangent on the grid (zeros in the scratch columns) with the shifte
 of ``x``, both folded over the batch: ``dw[:, :, ki, kj] = G (O, N Lp) @ X_off^T``, called
 from Python outside any parallel region.
 
-Each task writes its own output plane and sums in a fixed order: bitwise identical
-for any number of threads. CPU only (the bodies allocate their row accumulator);
-the CUDA backend keeps im2col (:mod:`refode.kernels.cpu.conv2d` ``BODIES``).
+Each task writes its own output slices and sums in a fixed order. CPU only (the micro-kernel
+is LLVM vector code for the host CPU); the CUDA backend keeps im2col
+(:mod:`refode.kernels.cpu.conv2d` ``BODIES``).
 """
 import numpy as np
 
 from .._compile import Runner
+from . import _simd
 
 #: grid positions per ``dw`` GEMM: both operands of a product (``C`` and ``O`` rows of
 #: this many values) stay in the L2 cache (measured: 2048 is 1.6x faster than one GEMM
@@ -73,78 +85,91 @@ def _grid_cotangent(g, wp, lp, gg, task):
         tail[p] = 0
 
 
-def _correlate(xg, w, wp, out, task):
-    """Task ``(n, o)``: ``out[n, o] (Ho, Wo)`` = the grid sum of the module docstring."""
+def _pack(w, flip, wt, task):
+    """Task ``(c, t)``: ``wt[c, t, :]`` = the weights of input channel ``c`` at tap ``t`` over the
+    output channels, zeros past them. ``flip``: the kernel of ``dx`` (channels swapped, taps
+    flipped), ``wt[o, t, c] = w[o, c, k-1-ki, k-1-kj]``."""
+    taps = wt.shape[1]
+    c, t = divmod(np.int64(task), taps)
+    k = w.shape[2]
+    ki, kj = divmod(t, k)
+    row = wt[c, t]
+    if flip:
+        n_out = w.shape[1]
+        for o in range(n_out):
+            row[o] = w[c, o, k - 1 - ki, k - 1 - kj]
+    else:
+        n_out = w.shape[0]
+        for o in range(n_out):
+            row[o] = w[o, c, ki, kj]
+    for o in range(n_out, row.size):
+        row[o] = 0
+
+
+def _correlate(xg, wt, k, wp, lane, pb, out, task):
+    """Task ``(n, j)``: channels ``j lane .. (j + 1) lane - 1`` of ``out[n]``, the grid sum of the
+    module docstring, block by block of ``pb`` positions of a row (the last block of a row
+    ends at its end, recomputing columns of the one before: the same values, same task)."""
     n_img, n_out, ho, wo = out.shape
-    n, o = divmod(np.int64(task), n_out)
-    k = w.shape[2]
-    size = ho * wp
-    acc = np.zeros(size, dtype=out.dtype)
-    for c in range(w.shape[1]):
-        if k == 3:  # the nine taps in one pass over the row (the same order of additions)
-            _taps3(xg, w, wp, size, acc, n, o, c)
-            continue
-        for ki in range(k):
-            for kj in range(k):
-                wv = w[o, c, ki, kj]
-                off = ki * wp + kj
-                xs = xg[c, n, off:off + size]  # a view: indices p >= 0 (no wraparound test)
-                for p in range(size):
-                    acc[p] = acc[p] + wv * xs[p]
+    n_blocks = (n_out + lane - 1) // lane
+    n, j = divmod(np.int64(task), n_blocks)
+    last = max(wo - pb, 0)
     for h in range(ho):
-        for j in range(wo):
-            out[n, o, h, j] = acc[h * wp + j]
+        for j0 in range(0, wo, pb):
+            if pb == _WIDE:
+                _wide_block(xg, wt, out, k, wp, n, j * lane, h, min(j0, last))
+            else:
+                _narrow_block(xg, wt, out, k, wp, n, j * lane, h, min(j0, last))
 
 
-def _taps3(xg, w, wp, size, acc, n, o, c):
-    """``acc[p] += sum_{ki, kj} w[o, c, ki, kj] xg[c, n, p + ki wp + kj]`` for a 3x3 kernel,
-    the nine terms added one after the other in the order of ``(ki, kj)``."""
-    w00, w01, w02 = w[o, c, 0, 0], w[o, c, 0, 1], w[o, c, 0, 2]
-    w10, w11, w12 = w[o, c, 1, 0], w[o, c, 1, 1], w[o, c, 1, 2]
-    w20, w21, w22 = w[o, c, 2, 0], w[o, c, 2, 1], w[o, c, 2, 2]
-    r0 = xg[c, n, 0:size + 2]
-    r1 = xg[c, n, wp:wp + size + 2]
-    r2 = xg[c, n, 2 * wp:2 * wp + size + 2]
-    for p in range(size):
-        a = acc[p] + w00 * r0[p]
-        a = a + w01 * r0[p + 1]
-        a = a + w02 * r0[p + 2]
-        a = a + w10 * r1[p]
-        a = a + w11 * r1[p + 1]
-        a = a + w12 * r1[p + 2]
-        a = a + w20 * r2[p]
-        a = a + w21 * r2[p + 1]
-        acc[p] = a + w22 * r2[p + 2]
-
-
-def _flip(w, wf, task):
-    """Task ``(c, o)``: ``wf[c, o] = w[o, c]`` flipped in both spatial axes."""
-    n_out = w.shape[0]
-    c, o = divmod(np.int64(task), n_out)
-    k = w.shape[2]
-    for ki in range(k):
-        for kj in range(k):
-            wf[c, o, ki, kj] = w[o, c, k - 1 - ki, k - 1 - kj]
-
-
-BODIES = (_pad_planes, _grid_cotangent, _taps3, _correlate, _flip)
+BODIES = (_pad_planes, _grid_cotangent, _pack, _correlate)
+_WIDE = _simd.BLOCK_WIDTHS[1]
+_wide_block, _narrow_block = (_simd.tap_block(pb) for pb in reversed(_simd.BLOCK_WIDTHS))
 _run = Runner(BODIES)
 
 
-def _grid(run, x, pad, k, workspace, name):
-    """``x (N, C, H, W)`` on the padded grid ``(C, N, Lp)`` and the grid's row length ``Wp``."""
+def _block_width(wo):
+    """The block width of :data:`~refode.kernels.cpu._simd.BLOCK_WIDTHS` computing the fewest
+    columns for rows of ``wo`` outputs (the wide one on a tie)."""
+    narrow, wide = _simd.BLOCK_WIDTHS
+    return narrow if -(-wo // narrow) * narrow < -(-wo // wide) * wide else wide
+
+
+def _grid(x, pad, k, pb, workspace, name):
+    """``x (N, C, H, W)`` on the padded grid ``(C, N, Lp)`` and the grid's row length ``Wp``;
+    ``Lp`` leaves room for blocks of ``pb`` positions past a short last row."""
     n_img, chans, height, width = x.shape
     wp = width + 2 * pad
-    lp = (height + 2 * pad) * wp + k - 1
+    hp = height + 2 * pad
+    lp = max(hp * wp, (hp - 1) * wp + pb) + k - 1
     xg = workspace.buffer(name, (chans, n_img, lp), x.dtype)
-    run("pad_planes", chans * n_img, x, pad, lp, xg)
+    _run("pad_planes", chans * n_img, x, pad, lp, xg)
     return xg, wp
+
+
+def _packed(w, flip, workspace, name):
+    """The weights ``(C, k k, Op)`` of :func:`_pack`, ``Op`` a multiple of the lanes."""
+    n_out, chans, k, _ = w.shape
+    if flip:
+        n_out, chans = chans, n_out
+    lane = _simd.lanes(w.dtype)
+    wt = workspace.buffer(name, (chans, k * k, -(-n_out // lane) * lane), w.dtype)
+    _run("pack", chans * k * k, w, flip, wt)
+    return wt
+
+
+def _correlate_grid(xg, wt, k, wp, out):
+    lane = _simd.lanes(out.dtype)
+    n_blocks = -(-out.shape[1] // lane)
+    _run("correlate", out.shape[0] * n_blocks, xg, wt, k, wp, lane,
+         _block_width(out.shape[3]), out)
 
 
 def conv2d(x, w, pad, out, workspace):
     """Stride-1 ``conv2d`` (arguments as :func:`refode.kernels.reference.conv2d.conv2d`)."""
-    xg, wp = _grid(_run, x, pad, w.shape[2], workspace, "grid_x")
-    _run("correlate", out.shape[0] * out.shape[1], xg, w, wp, out)
+    k = w.shape[2]
+    xg, wp = _grid(x, pad, k, _block_width(out.shape[3]), workspace, "grid_x")
+    _correlate_grid(xg, _packed(w, False, workspace, "packed"), k, wp, out)
 
 
 def conv2d_vjp(x, w, g, pad, dx, dw, workspace):
@@ -152,12 +177,10 @@ def conv2d_vjp(x, w, g, pad, dx, dw, workspace):
     n_out, chans, k, _ = w.shape
     n_img = x.shape[0]
     # dx: the cotangent, padded by k - 1 - pad, correlated with the flipped weights
-    wf = workspace.buffer("flipped", (chans, n_out, k, k), w.dtype)
-    _run("flip", chans * n_out, w, wf)
-    gg, gwp = _grid(_run, g, k - 1 - pad, k, workspace, "grid_g")
-    _run("correlate", n_img * chans, gg, wf, gwp, dx)
+    gg, gwp = _grid(g, k - 1 - pad, k, _block_width(dx.shape[3]), workspace, "grid_g")
+    _correlate_grid(gg, _packed(w, True, workspace, "packed_flipped"), k, gwp, dx)
     # dw: one GEMM per tap over the batch-folded grids
-    xg, wp = _grid(_run, x, pad, k, workspace, "grid_x")
+    xg, wp = _grid(x, pad, k, _block_width(g.shape[3]), workspace, "grid_x")
     lp = xg.shape[2]
     gq = workspace.buffer("grid_dy", (n_out, n_img, lp), g.dtype)
     _run("grid_cotangent", n_out * n_img, g, wp, lp, gq)
