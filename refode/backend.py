@@ -29,6 +29,7 @@ import numpy as np
 
 from . import kernels
 from .errors import RefodeError
+from .kernels.cpu import _elementwise as _host
 
 #: the backend names, in the order tests compare them.
 NAMES = kernels.BACKENDS
@@ -152,9 +153,12 @@ def scale(w, a):
 
 
 def axpy(a, w, b):
-    """``a + w * b`` for a Python number ``w``."""
+    """``a + w * b`` for a Python number ``w`` (host arrays of one shape and float dtype: one
+    pass, bitwise NumPy's expression, :func:`refode.kernels.cpu._elementwise.axpy`)."""
     if on_device(a) or on_device(b):
         return _device().axpy(to_device_like(a, b), w, to_device_like(b, a))
+    if _host.fits(a, b):
+        return _host.axpy(a, w, b)
     return a + w * b
 
 
@@ -162,6 +166,8 @@ def add_scaled(out, w, b):
     """``out += w * b`` in place (``out`` may be a view, such as ``g[k]``)."""
     if on_device(out):
         _device().axpy(out, w, to_device_like(b, out), out=out)
+    elif _host.fits(out, b):
+        _host.axpy(out, w, b, out=out)
     else:
         out += w * b
 

@@ -10,12 +10,14 @@ The arithmetic is fixed here, once, for every tableau (no per-method branches):
 
 Every strategy of the discrete adjoint calls these functions, so forward
 recomputation reproduces the stored stages bitwise. The arithmetic goes through
-:func:`refode.backend.add` and :func:`refode.backend.scale`: NumPy's ``+`` and ``*``
-for host arrays, the elementwise CUDA kernels for device arrays (which stay there).
+:func:`refode.backend.add`, :func:`refode.backend.scale` and :func:`refode.backend.axpy`
+(``a + w * b``, each term added as ``axpy(acc, w, v)``): NumPy's ``+`` and ``*`` for host
+arrays (``axpy`` in one pass with the same roundings), the elementwise CUDA kernels for
+device arrays (which stay there).
 """
 import functools
 
-from ..backend import add, scale
+from ..backend import add, axpy, scale
 
 #: a weight that is applied without multiplying.
 UNIT = 1.0
@@ -36,7 +38,7 @@ def combination(terms):
     weight, vector = terms[0]
     acc = _term(weight, vector)
     for weight, vector in terms[1:]:
-        acc = add(acc, _term(weight, vector))
+        acc = add(acc, vector) if weight == UNIT else axpy(acc, weight, vector)
     return acc
 
 
@@ -44,7 +46,7 @@ def increment(h, dt, terms):
     """``h + dt * sum_q w_q v_q``; ``h`` itself when ``terms`` is empty."""
     if not terms:
         return h
-    return add(h, scale(dt, combination(terms)))
+    return axpy(h, dt, combination(terms))
 
 
 @functools.lru_cache(maxsize=None)

@@ -148,6 +148,22 @@ def bn_relu(x, gamma, beta, mean, var, train, *, backend=BACKEND):
     return r, mean, var
 
 
+def bn_relu_conv(x, gamma, beta, mean, var, w, stride, pad, workspace, *, backend=BACKEND):
+    """``conv(relu(bn(x)), w)`` in evaluation mode (statistics ``mean, var (C,)``) as one kernel
+    (``conv2d.bn_relu_conv2d``): bitwise :func:`bn_relu` then :func:`conv` on the CPU,
+    without the intermediate array. ``pad`` is an int (the zero padding follows the ReLU)."""
+    x = _c(x)
+    w = _c(w, x)
+    k = w.shape[2]
+    ho = (x.shape[2] + 2 * pad - k) // stride + 1
+    wo = (x.shape[3] + 2 * pad - k) // stride + 1
+    out = empty((x.shape[0], w.shape[0], ho, wo), x.dtype, x)
+    _k("conv2d.bn_relu_conv2d", backend)(x, _c(gamma, x), _c(beta, x), _c(mean, x),
+                                         _c(var, x), w, stride, pad, out, EPS,
+                                         workspace=workspace)
+    return out
+
+
 def bn_relu_vjp(x, gamma, r, dr, *, backend=BACKEND):
     """``(dx, {"gamma": (C,), "beta": (C,)})`` of the training form of :func:`bn_relu`, from
     its input ``x``, its output ``r`` and the cotangent ``dr``."""

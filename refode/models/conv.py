@@ -75,8 +75,21 @@ class ConvRate:
         return out, (r1, c1, r2), (m1, v1, m2, v2)
 
     def forward(self, t, h, theta):
-        """``R(theta, h)``, shape of ``h``."""
-        return self._forward(h, theta)[0]
+        """``R(theta, h)``, shape of ``h``.
+
+        In evaluation mode each BN -> ReLU -> conv is one kernel (``conv2d.bn_relu_conv2d``,
+        no intermediate array), bitwise the unfused :meth:`forward_save`.
+        """
+        if self.train:
+            return self._forward(h, theta)[0]
+        out = self._bn_relu_conv(self._bn_relu_conv(h, theta, "1"), theta, "2")
+        return times(self.scale, out) if self.scale != 1.0 else out
+
+    def _bn_relu_conv(self, x, theta, which):
+        return _ops.bn_relu_conv(x, theta[f"bn{which}.gamma"], theta[f"bn{which}.beta"],
+                                 theta[f"bn{which}.mean"], theta[f"bn{which}.var"],
+                                 theta[f"conv{which}.weight"], STRIDE, PAD, self.workspace,
+                                 backend=self.backend)
 
     def forward_save(self, t, h, theta):
         """:meth:`forward` and the intermediates :meth:`vjp_saved` needs.

@@ -260,3 +260,32 @@ def test_conv2d_matches_torch(geometry, rng):
     assert_close(out, y.detach().numpy())
     assert_close(dx, grads[0].numpy())
     assert_close(dw, grads[1].numpy())
+
+
+def _bn_data(rng, chans, dtype):
+    gamma, beta, mean = (rng.standard_normal(chans).astype(dtype) for _ in range(3))
+    return gamma, beta, mean, (rng.random(chans) + 0.1).astype(dtype)
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+def test_bn_relu_conv2d_backends_agree_with_definition(backend, dtype, geometry, rng):
+    """``conv2d(relu(batchnorm_eval(x)))`` in one call; on the CPU bitwise the two kernels
+    in a row (stride 1: the batch norm applied while the padded grid is filled)."""
+    k, stride, pad = geometry
+    x, w, g = _data(rng, 2, 3, 4, (5, 6), k, stride, pad, dtype)
+    x[0, 0, 0, :2] = 0   # relu(bn(0)) is not 0: the padding must come after the ReLU
+    bn = _bn_data(rng, 3, dtype)
+    results = {}
+    for name in ("reference", backend):
+        out = np.full_like(g, np.nan)
+        get("conv2d.bn_relu_conv2d", name)(x, *bn, w, stride, pad, out)
+        results[name] = out
+    assert_close(results[backend], results["reference"])
+    if backend == "cpu":
+        r = np.empty_like(x)
+        get("bn_relu.bn_relu_eval", "cpu")(x, *bn, r)
+        unfused = np.empty_like(g)
+        get("conv2d", "cpu")(r, w, stride, pad, unfused)
+        np.testing.assert_array_equal(results["cpu"], unfused)

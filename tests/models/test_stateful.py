@@ -250,6 +250,20 @@ def test_recalibrated_statistics_are_the_averaged_batch_statistics_fitted():
     np.testing.assert_array_equal(stages[0][0], records[0][0][0])  # deterministic
 
 
+def test_evaluation_forward_is_one_kernel_per_conv_and_bitwise_unfused(monkeypatch):
+    """In evaluation mode :meth:`ConvRate.forward` runs BN -> ReLU -> conv as one kernel
+    per conv (no ``bn_relu`` call) and gives bitwise what the unfused path gives."""
+    block = _block("fem_linear", 2, "euler", 1)
+    x = _images(9)
+    theta = {name: c[0] for name, c in {**block.params, **block.state}.items()}
+    rate = ConvRate(train=False, scale=0.5)
+    want, _ = rate.forward_save(0.0, x, theta)
+    calls = []
+    monkeypatch.setattr(_ops, "bn_relu", lambda *a, **k: calls.append(1))
+    np.testing.assert_array_equal(rate.forward(0.0, x, theta), want)
+    assert not calls
+
+
 @pytest.mark.parametrize("train", [True, False])
 def test_forward_stats_is_bitwise_forward_with_the_batch_statistics(train):
     block = _block("fem_linear", 2, "euler", 1)

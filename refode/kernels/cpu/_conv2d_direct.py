@@ -36,6 +36,8 @@ Each task writes its own output slices and sums in a fixed order. CPU only (the 
 is LLVM vector code for the host CPU); the CUDA backend keeps im2col
 (:mod:`refode.kernels.cpu.conv2d` ``BODIES``).
 """
+import math
+
 import numpy as np
 
 from .._compile import Runner
@@ -50,17 +52,35 @@ DW_CHUNK = 2048
 def _pad_planes(x, pad, lp, xg, task):
     """Task ``(c, n)``: plane ``xg[c, n]`` (length ``lp``) = ``x[n, c]`` zero padded by ``pad``,
     rows of ``Wp = W + 2 pad``, then zeros to the end of the plane."""
-    n_img, chans, height, width = x.shape
-    c, n = divmod(np.int64(task), n_img)
+    c, n = divmod(np.int64(task), x.shape[0])
+    _fill_plane(x, n, c, pad, False, 1.0, 0.0, 0.0, xg[c, n])
+
+
+def _pad_bn_relu(x, gamma, beta, mean, var, eps, pad, lp, xg, task):
+    """Task ``(c, n)``: as :func:`_pad_planes` for ``relu(batchnorm_eval(x))``, the expression
+    of :mod:`refode.kernels.cpu.bn_relu`'s evaluation form (the same roundings)."""
+    c, n = divmod(np.int64(task), x.shape[0])
+    inv = 1.0 / math.sqrt(np.float64(var[c]) + eps)
+    _fill_plane(x, n, c, pad, True, gamma[c] * inv, np.float64(mean[c]), beta[c], xg[c, n])
+
+
+def _fill_plane(x, n, c, pad, affine, scale, mu, shift, plane):
+    """``plane`` = image ``x[n, c]`` (or ``relu(scale (x - mu) + shift)`` if ``affine``) on
+    rows of ``W + 2 pad``, zero padded, then zeros to the end of the plane."""
+    height, width = x.shape[2], x.shape[3]
     wp = width + 2 * pad
-    plane = xg[c, n]
     for p in range(pad * wp + pad):  # the top rows and the left border of the first row
         plane[p] = 0
     for h in range(height):
         dst = plane[(h + pad) * wp + pad:(h + pad + 1) * wp + pad]  # a row and the border
         src = x[n, c, h]                                            # to the next row
-        for j in range(width):
-            dst[j] = src[j]
+        if affine:
+            for j in range(width):
+                y = scale * (src[j] - mu) + shift
+                dst[j] = 0 if y <= 0 else y  # relu(round(y)) == round(relu(y))
+        else:
+            for j in range(width):
+                dst[j] = src[j]
         for j in range(width, wp):
             dst[j] = 0
     tail = plane[(height + pad) * wp + pad:]
@@ -122,7 +142,7 @@ def _correlate(xg, wt, k, wp, lane, pb, out, task):
                 _narrow_block(xg, wt, out, k, wp, n, j * lane, h, min(j0, last))
 
 
-BODIES = (_pad_planes, _grid_cotangent, _pack, _correlate)
+BODIES = (_pad_planes, _pad_bn_relu, _fill_plane, _grid_cotangent, _pack, _correlate)
 _WIDE = _simd.BLOCK_WIDTHS[1]
 _wide_block, _narrow_block = (_simd.tap_block(pb) for pb in reversed(_simd.BLOCK_WIDTHS))
 _run = Runner(BODIES)
@@ -135,15 +155,19 @@ def _block_width(wo):
     return narrow if -(-wo // narrow) * narrow < -(-wo // wide) * wide else wide
 
 
-def _grid(x, pad, k, pb, workspace, name):
+def _grid(x, pad, k, pb, workspace, name, bn=None):
     """``x (N, C, H, W)`` on the padded grid ``(C, N, Lp)`` and the grid's row length ``Wp``;
-    ``Lp`` leaves room for blocks of ``pb`` positions past a short last row."""
+    ``Lp`` leaves room for blocks of ``pb`` positions past a short last row. ``bn = (gamma,
+    beta, mean, var, eps)``: the grid of ``relu(batchnorm_eval(x))`` instead."""
     n_img, chans, height, width = x.shape
     wp = width + 2 * pad
     hp = height + 2 * pad
     lp = max(hp * wp, (hp - 1) * wp + pb) + k - 1
     xg = workspace.buffer(name, (chans, n_img, lp), x.dtype)
-    _run("pad_planes", chans * n_img, x, pad, lp, xg)
+    if bn is None:
+        _run("pad_planes", chans * n_img, x, pad, lp, xg)
+    else:
+        _run("pad_bn_relu", chans * n_img, x, *bn, pad, lp, xg)
     return xg, wp
 
 
@@ -169,6 +193,15 @@ def conv2d(x, w, pad, out, workspace):
     """Stride-1 ``conv2d`` (arguments as :func:`refode.kernels.reference.conv2d.conv2d`)."""
     k = w.shape[2]
     xg, wp = _grid(x, pad, k, _block_width(out.shape[3]), workspace, "grid_x")
+    _correlate_grid(xg, _packed(w, False, workspace, "packed"), k, wp, out)
+
+
+def bn_relu_conv2d(x, gamma, beta, mean, var, eps, w, pad, out, workspace):
+    """Stride-1 ``bn_relu_conv2d`` (:func:`refode.kernels.reference.conv2d.bn_relu_conv2d`):
+    the batch norm and ReLU computed while the grid is filled, no intermediate array."""
+    k = w.shape[2]
+    xg, wp = _grid(x, pad, k, _block_width(out.shape[3]), workspace, "grid_x",
+                   (gamma, beta, mean, var, eps))
     _correlate_grid(xg, _packed(w, False, workspace, "packed"), k, wp, out)
 
 

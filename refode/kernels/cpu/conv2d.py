@@ -29,10 +29,11 @@ shared-memory GEMM (``Runner.matmul``), its temporaries on the device (``workspa
 """
 import numpy as np
 
+from ...constants import BN_EPS as EPS
 from .._compile import Runner
-from . import _conv2d_direct as direct
+from . import _conv2d_direct as direct, bn_relu as _bn_relu
 
-__all__ = ["conv2d", "conv2d_vjp"]
+__all__ = ["conv2d", "conv2d_vjp", "bn_relu_conv2d"]
 
 
 def _im2col(x, k, stride, pad, cols, task):
@@ -137,10 +138,20 @@ def drivers(run):
         run.matmul(w.reshape(n_out, -1), g_t2, cols2, ta=True)  # column cotangents, in place
         run("col2im", dx.shape[0] * dx.shape[1], cols, w.shape[2], stride, pad, dx)
 
-    return conv2d, conv2d_vjp
+    bn_relu_eval = _bn_relu.drivers(type(run)(_bn_relu.BODIES))[1]
+
+    def bn_relu_conv2d(x, gamma, beta, mean, var, w, stride, pad, out, eps=EPS, *,
+                       workspace=None):
+        """Arguments as :func:`refode.kernels.reference.conv2d.bn_relu_conv2d`: the two
+        kernels in a row, the batch norm's output a temporary of the runner's target."""
+        r = run.empty(*x.shape, dtype=x.dtype)
+        bn_relu_eval(x, gamma, beta, mean, var, r, eps)
+        conv2d(r, w, stride, pad, out, workspace=workspace)
+
+    return conv2d, conv2d_vjp, bn_relu_conv2d
 
 
-_im2col_conv2d, _im2col_conv2d_vjp = drivers(Runner(BODIES))
+_im2col_conv2d, _im2col_conv2d_vjp, _im2col_bn_relu_conv2d = drivers(Runner(BODIES))
 
 
 def conv2d(x, w, stride, pad, out, *, workspace=None):
@@ -163,3 +174,20 @@ def conv2d_vjp(x, w, g, stride, pad, dx, dw, *, workspace=None):
         direct.conv2d_vjp(x, w, g, pad, dx, dw, Runner.workspace(workspace))
     else:
         _im2col_conv2d_vjp(x, w, g, stride, pad, dx, dw, workspace=workspace)
+
+
+def bn_relu_conv2d(x, gamma, beta, mean, var, w, stride, pad, out, eps=EPS, *, workspace=None):
+    """Arguments as :func:`refode.kernels.reference.conv2d.bn_relu_conv2d`.
+
+    Stride 1: the direct kernel, the batch norm and ReLU applied while the input is copied
+    onto its padded grid (:func:`refode.kernels.cpu._conv2d_direct.bn_relu_conv2d`: no
+    intermediate array, bitwise ``bn_relu_eval`` then :func:`conv2d`); other strides the
+    two kernels in a row.
+    """
+    if stride == 1 and pad < w.shape[2]:
+        direct.bn_relu_conv2d(x, gamma, beta, mean, var, eps, w, pad, out,
+                              Runner.workspace(workspace))
+    else:
+        _im2col_bn_relu_conv2d(x, gamma, beta, mean, var, w, stride, pad, out, eps,
+                               workspace=workspace)
+

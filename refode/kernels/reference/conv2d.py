@@ -6,7 +6,10 @@ padding, no bias. refode uses ``k = 3, pad = 1`` and ``k = 1, pad = 0`` with str
 """
 import numpy as np
 
-__all__ = ["conv2d", "conv2d_vjp"]
+from ...constants import BN_EPS as EPS
+from . import bn_relu
+
+__all__ = ["conv2d", "conv2d_vjp", "bn_relu_conv2d"]
 
 
 def output_size(size, k, stride, pad):
@@ -68,3 +71,16 @@ def conv2d_vjp(x, w, g, stride, pad, dx, dw, *, workspace=None):
             dx_window = _window(dxpad, ki, kj, stride, ho, wo)
             dx_window += np.einsum("nohw,oc->nchw", g, w[:, :, ki, kj])
     dx[...] = dxpad[:, :, pad : pad + height, pad : pad + width]
+
+
+def bn_relu_conv2d(x, gamma, beta, mean, var, w, stride, pad, out, eps=EPS, *, workspace=None):
+    """``conv2d(relu(batchnorm_eval(x)), w)``: the evaluation-mode pre-activation conv unit.
+
+    :func:`refode.kernels.reference.bn_relu.bn_relu_eval` of ``x`` with the statistics
+    ``mean, var (C,)``, then :func:`conv2d` of the result (the zero padding comes after the
+    ReLU). Arguments as those two; ``workspace`` is ignored.
+    """
+    r = np.empty_like(x)
+    bn_relu.bn_relu_eval(x, gamma, beta, mean, var, r, eps)
+    conv2d(r, w, stride, pad, out)
+
