@@ -8,7 +8,18 @@ ContinuousTagger). Other implementations check themselves against these files wi
 ``pytest --refode-golden data/golden`` (``docs/testing.md``) or ``refode check``.
 ``tests/testing/test_corpus.py`` regenerates the corpus and compares it bitwise with the
 committed files, so any drift in refode's numerics is caught.
+
+The bits depend on more than refode: the gradients' matrix products run in the BLAS that
+NumPy loads (OpenBLAS picks its kernels for the CPU, and kernels for different CPUs sum
+in different orders), and NumPy's own loops dispatch on the CPU's SIMD extensions.
+:func:`make` therefore also writes :data:`MACHINE_FILE`, :func:`machine`'s description of
+those libraries; the test compares bitwise where the regenerating machine's description
+equals the committed one, and within a few units of round-off otherwise (measured: an
+AVX2 machine's results differ from an AVX-512 machine's in the gradients and in the
+tagger's outputs, by at most one epsilon of the file's largest magnitude; the
+ContinuousNet outputs agree bitwise).
 """
+import json
 import os
 import sys
 
@@ -55,8 +66,40 @@ CASES = {
 }
 
 
+#: the file beside the corpus that describes the libraries it was made with (:func:`machine`).
+MACHINE_FILE = "MACHINE.json"
+
+
+def machine():
+    """What the corpus's bits depend on besides refode: ``{"blas": [[library, version, kernel
+    architecture], ...], "numpy": version, "numpy_simd": [extensions in use]}`` (NumPy's
+    BLAS as threadpoolctl, which scikit-learn brings, reports it; ``None`` without it)."""
+    import numpy as np
+
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        blas = None
+    else:  # NumPy's own BLAS where it can be told apart (SciPy may load another)
+        pools = [p for p in threadpool_info() if p.get("user_api") == "blas"]
+        numpys = [p for p in pools
+                  if os.path.basename(os.path.dirname(p.get("filepath", ""))).startswith("numpy")]
+        blas = sorted([p.get("internal_api"), p.get("version"), p.get("architecture")]
+                      for p in numpys or pools)
+    try:
+        from numpy._core import _multiarray_umath as umath
+    except ImportError:  # NumPy < 2
+        from numpy.core import _multiarray_umath as umath
+    features = getattr(umath, "__cpu_features__", {})
+    dispatch = list(getattr(umath, "__cpu_baseline__", [])) + list(
+        getattr(umath, "__cpu_dispatch__", []))
+    return {"blas": blas, "numpy": np.__version__,
+            "numpy_simd": sorted({f for f in dispatch if features.get(f)})}
+
+
 def make(out_dir):
-    """Write every case of :data:`CASES` to ``out_dir/<name>.h5``; returns the paths."""
+    """Write every case of :data:`CASES` to ``out_dir/<name>.h5`` and :func:`machine` to
+    ``out_dir/MACHINE.json``; returns the paths of the HDF5 files."""
     from refode.testing import write_golden
 
     os.makedirs(out_dir, exist_ok=True)
@@ -66,6 +109,11 @@ def make(out_dir):
         write_golden(path, config, mode=mode, seed=INPUT_SEED, batch=BATCH, dtype=dtype,
                      model_seed=MODEL_SEED)
         paths.append(path)
+    target = os.path.join(out_dir, MACHINE_FILE)
+    with open(target + ".tmp", "w") as fh:  # temp file + rename: never half a file
+        json.dump(machine(), fh, indent=1)
+        fh.write("\n")
+    os.replace(target + ".tmp", target)
     return paths
 
 
