@@ -160,7 +160,7 @@ def _fma64(w, x, acc):
 def test_direct_kernel_sums_taps_in_order_bitwise(dtype, fma, rng):
     """Forward: per output element one fused multiply-add per term, ``acc = fma(w, x, acc)``
     over (c, ki, kj) in order: bitwise the same as that loop written out in NumPy, for a
-    3x3 and a 2x2 kernel, 19 output channels (two channel blocks in float64, a partial one
+    3x3 kernel (the unrolled taps) and a 2x2 one (the taps in loops), 19 output channels (two channel blocks in float64, a partial one
     in float32) and rows longer and shorter than a block."""
     for k, size in ((3, (3, 19)), (2, (4, 3))):
         x, w, g = _data(rng, 2, 3, 19, size, k, 1, 1, dtype)
@@ -198,6 +198,37 @@ def test_direct_kernel_block_widths_give_the_same_bits(dtype, rng, monkeypatch):
                 assert_close(a, e)
             for a, b in zip(runs[0][:2], runs[1][:2]):  # dw's GEMM chunks follow the grid
                 np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_unrolled_taps_give_the_bits_of_the_tap_loops(dtype, rng):
+    """The micro-kernel with its 3x3 taps unrolled and the one looping over them at run
+    time sum the same terms in the same order: bitwise the same block, for both block
+    widths and a partial channel vector."""
+    import numba
+
+    from refode.kernels.cpu import _simd
+
+    lane = _simd.lanes(np.dtype(dtype))
+    chans, n_out, wp = 5, lane + 3, 40
+    xg = rng.standard_normal((chans, 2, 4 * wp)).astype(dtype)
+    wt = rng.standard_normal((chans, 9, 2 * lane)).astype(dtype)
+    for pb in _simd.BLOCK_WIDTHS:
+        outs = []
+        for size in (None, 3):
+            block = _simd.tap_block(pb, size)
+
+            @numba.njit
+            def run(xg, wt, out, block=block):
+                for o0 in (0, lane):
+                    for j0 in (0, 3):
+                        block(xg, wt, out, 3, wp, 1, o0, 1, j0)
+
+            out = np.zeros((2, n_out, 2, pb + 3), dtype)
+            run(xg, wt, out)
+            outs.append(out)
+        assert np.count_nonzero(outs[0][1, :, 1]) > 0
+        np.testing.assert_array_equal(outs[0], outs[1])
 
 
 def test_block_transpose_masks_transpose():

@@ -43,6 +43,11 @@ import numpy as np
 from .._compile import Runner
 from . import _simd
 
+#: the kernel size whose taps the micro-kernel unrolls (straight-line code per input
+#: channel; every convolution of the paper's networks is 3x3): 10-25% faster than loops
+#: over the taps (measured float32 and float64, AVX2, W4's layers). Other sizes loop.
+UNROLLED_SIZE = 3
+
 #: grid positions per ``dw`` GEMM: both operands of a product (``C`` and ``O`` rows of
 #: this many values) stay in the L2 cache (measured: 2048 is 1.6x faster than one GEMM
 #: over the whole grid for 16 channels). The chunks' products are added in order.
@@ -136,15 +141,23 @@ def _correlate(xg, wt, k, wp, lane, pb, out, task):
     last = max(wo - pb, 0)
     for h in range(ho):
         for j0 in range(0, wo, pb):
-            if pb == _WIDE:
-                _wide_block(xg, wt, out, k, wp, n, j * lane, h, min(j0, last))
+            j1 = min(j0, last)
+            if k == UNROLLED_SIZE:
+                if pb == _WIDE:
+                    _wide_unrolled(xg, wt, out, k, wp, n, j * lane, h, j1)
+                else:
+                    _narrow_unrolled(xg, wt, out, k, wp, n, j * lane, h, j1)
+            elif pb == _WIDE:
+                _wide_block(xg, wt, out, k, wp, n, j * lane, h, j1)
             else:
-                _narrow_block(xg, wt, out, k, wp, n, j * lane, h, min(j0, last))
+                _narrow_block(xg, wt, out, k, wp, n, j * lane, h, j1)
 
 
 BODIES = (_pad_planes, _pad_bn_relu, _fill_plane, _grid_cotangent, _pack, _correlate)
 _WIDE = _simd.BLOCK_WIDTHS[1]
 _wide_block, _narrow_block = (_simd.tap_block(pb) for pb in reversed(_simd.BLOCK_WIDTHS))
+_wide_unrolled, _narrow_unrolled = (_simd.tap_block(pb, UNROLLED_SIZE)
+                                    for pb in reversed(_simd.BLOCK_WIDTHS))
 _run = Runner(BODIES)
 
 

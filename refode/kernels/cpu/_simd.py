@@ -45,8 +45,10 @@ def lanes(dtype):
     return VECTOR_BYTES // dtype.itemsize
 
 
-def tap_block(pb):
-    """The intrinsic ``block(xg, wt, out, k, wp, n, o0, h, j0)`` for blocks of ``pb`` positions.
+def tap_block(pb, size=None):
+    """The intrinsic ``block(xg, wt, out, k, wp, n, o0, h, j0)`` for blocks of ``pb`` positions,
+    its taps unrolled for kernels of ``size x size`` (``k`` must then be ``size``) or, with
+    ``size=None``, in loops over ``k``.
 
     It adds, for the output positions ``(h, j0 .. j0 + pb - 1)`` of image ``n`` and the
     output channels ``o0 .. o0 + L - 1`` (``L`` = :func:`lanes`), the correlation
@@ -77,12 +79,12 @@ def tap_block(pb):
             return None
         if not isinstance(xg.dtype, types.Float):
             return None
-        return types.void(xg, wt, out, k, wp, n, o0, h, j0), _codegen(pb)
+        return types.void(xg, wt, out, k, wp, n, o0, h, j0), _codegen(pb, size)
 
     return block
 
 
-def _codegen(pb):
+def _codegen(pb, size):
     def codegen(context, builder, sig, args):
         xg, wt, out = (context.make_array(t)(context, builder, a)
                        for t, a in zip(sig.args[:3], args[:3]))
@@ -110,21 +112,30 @@ def _codegen(pb):
         wbase = builder.gep(wt.data, [o0])
         undef = ir.Constant(vty, ir.Undefined)
         splat = ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width)
+        kk = k if size is None else const(size)
+
+        def tap(wc, xc, ki, kj):  # acc[b] = fma(x[c, (h + ki) wp + j0 + kj + b], w[c, ki k + kj], acc[b])
+            wptr = builder.gep(wc, [mul(add(mul(ki, kk), kj), opad)])
+            wv = builder.load(builder.bitcast(wptr, vty.as_pointer()), align=itemsize)
+            xt = builder.gep(xc, [add(mul(ki, wp), kj)])
+            for b in range(pb):
+                s = builder.load(builder.gep(xt, [const(b)]))
+                sv = builder.shuffle_vector(
+                    builder.insert_element(undef, s, ir.Constant(ir.IntType(32), 0)),
+                    undef, splat)
+                builder.store(builder.call(fma, [sv, wv, builder.load(accs[b])]), accs[b])
+
         with cgutils.for_range(builder, chans) as c_loop:
             xc = builder.gep(xbase, [mul(c_loop.index, mul(n_img, lp))])
             wc = builder.gep(wbase, [mul(c_loop.index, mul(taps, opad))])
-            with cgutils.for_range(builder, k) as ki_loop:
-                with cgutils.for_range(builder, k) as kj_loop:
-                    ki, kj = ki_loop.index, kj_loop.index
-                    wptr = builder.gep(wc, [mul(add(mul(ki, k), kj), opad)])
-                    wv = builder.load(builder.bitcast(wptr, vty.as_pointer()), align=itemsize)
-                    xt = builder.gep(xc, [add(mul(ki, wp), kj)])
-                    for b in range(pb):
-                        s = builder.load(builder.gep(xt, [const(b)]))
-                        sv = builder.shuffle_vector(
-                            builder.insert_element(undef, s, ir.Constant(ir.IntType(32), 0)),
-                            undef, splat)
-                        builder.store(builder.call(fma, [sv, wv, builder.load(accs[b])]), accs[b])
+            if size is None:  # taps in loops over ki, kj of run-time length k
+                with cgutils.for_range(builder, k) as ki_loop:
+                    with cgutils.for_range(builder, k) as kj_loop:
+                        tap(wc, xc, ki_loop.index, kj_loop.index)
+            else:  # the size x size taps unrolled, in the same order
+                for ki in range(size):
+                    for kj in range(size):
+                        tap(wc, xc, const(ki), const(kj))
         # out[n, o0 + o, h, j0 + b] for o < min(L, O - o0), b < min(pb, Wo - j0)
         n_o = builder.select(builder.icmp_signed("<", builder.sub(n_out, o0), const(width)),
                              builder.sub(n_out, o0), const(width))
