@@ -1,8 +1,8 @@
 """The ``conv2d`` kernel and its VJP: definition vs Numba CPU vs CUDA (simulator), vs torch.
 
 The definition sums tap by tap (einsum), the CPU kernel directly on a padded grid for
-stride 1 (``_conv2d_direct``: taps in order, ``dw`` by chunked GEMMs) and by im2col and one
-BLAS GEMM otherwise, CUDA by the CPU's im2col bodies and its own GEMM: the orders differ,
+strides 1 and 2 (``_conv2d_direct``: taps in order; the VJP of stride 1 with ``dw`` by
+chunked GEMMs) and by im2col and one BLAS GEMM otherwise, CUDA by the CPU's im2col bodies and its own GEMM: the orders differ,
 so backends agree within 1e-12
 (float64) / 1e-5 (float32), relative to the array's size, not bitwise.
 """
@@ -123,20 +123,22 @@ def test_conv2d_cpu_is_bitwise_identical_across_thread_counts(geometry, rng):
         np.testing.assert_array_equal(a, e)
 
 
-#: stride-1 geometries beyond the model's: no padding, padding 2, a 5x5 kernel, k = 2.
+#: direct-kernel geometries beyond the model's: no padding, padding 2, a 5x5 kernel, k = 2.
 DIRECT = ((3, 0), (3, 2), (5, 2), (5, 1), (2, 1), (2, 0), (1, 0))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("stride", (1, 2))
 @pytest.mark.parametrize("k, pad", DIRECT)
-def test_direct_stride_1_kernel_agrees_with_definition(k, pad, dtype, rng, monkeypatch):
+def test_direct_kernel_agrees_with_definition(k, pad, stride, dtype, rng, monkeypatch):
     """The direct kernel on kernel sizes and paddings the models do not use, with the ``dw``
-    GEMMs split into several chunks (DW_CHUNK patched small) and non-square images."""
+    GEMMs split into several chunks (DW_CHUNK patched small) and non-square images; stride 2
+    runs the direct forward and the im2col VJP."""
     from refode.kernels.cpu import _conv2d_direct
 
     monkeypatch.setattr(_conv2d_direct, "DW_CHUNK", 7)
-    x, w, g = _data(rng, 3, 2, 4, (6, 5), k, 1, pad, dtype)
-    for a, e in zip(_run("cpu", x, w, g, 1, pad), _run("reference", x, w, g, 1, pad)):
+    x, w, g = _data(rng, 3, 2, 4, (6, 5), k, stride, pad, dtype)
+    for a, e in zip(_run("cpu", x, w, g, stride, pad), _run("reference", x, w, g, stride, pad)):
         assert a.shape == e.shape
         assert_close(a, e)
 
@@ -160,20 +162,25 @@ def _fma64(w, x, acc):
 def test_direct_kernel_sums_taps_in_order_bitwise(dtype, fma, rng):
     """Forward: per output element one fused multiply-add per term, ``acc = fma(w, x, acc)``
     over (c, ki, kj) in order: bitwise the same as that loop written out in NumPy, for a
-    3x3 kernel (the unrolled taps) and a 2x2 one (the taps in loops), 19 output channels (two channel blocks in float64, a partial one
-    in float32) and rows longer and shorter than a block."""
-    for k, size in ((3, (3, 19)), (2, (4, 3))):
-        x, w, g = _data(rng, 2, 3, 19, size, k, 1, 1, dtype)
-        out = _run("cpu", x, w, g, 1, 1)[0]
-        xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    3x3 kernel (the unrolled taps) and a 2x2 one (the taps in loops), strides 1 and 2, 19
+    output channels (two channel blocks in float64, a partial one in float32) and rows
+    longer and shorter than a block."""
+    for k, stride, size in ((3, 1, (3, 19)), (2, 1, (4, 3)), (3, 2, (5, 37)), (2, 2, (4, 9)),
+                            (1, 2, (3, 7))):
+        pad = min(1, k - 1)
+        x, w, g = _data(rng, 2, 3, 19, size, k, stride, pad, dtype)
+        out = _run("cpu", x, w, g, stride, pad)[0]
+        xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+        ho, wo = out.shape[2:]
         want = np.zeros_like(out)
         for c in range(x.shape[1]):
             for ki in range(k):
                 for kj in range(k):
-                    patch = xp[:, None, c, ki:ki + out.shape[2], kj:kj + out.shape[3]]
+                    patch = xp[:, None, c, ki:ki + stride * (ho - 1) + 1:stride,
+                               kj:kj + stride * (wo - 1) + 1:stride]
                     weight = np.broadcast_to(w[None, :, c, ki, kj, None, None], want.shape)
                     want = fma(weight, np.broadcast_to(patch, want.shape), want)
-        np.testing.assert_array_equal(out, want)
+        np.testing.assert_array_equal(out, want, err_msg=f"k={k} stride={stride}")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

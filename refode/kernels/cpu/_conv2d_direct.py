@@ -1,4 +1,4 @@
-"""Direct stride-1 convolution on a padded grid: the CPU kernels ``conv2d`` use it for stride 1.
+"""Direct convolution on a padded grid: the CPU kernels ``conv2d`` use it for strides 1 and 2.
 
 No im2col. The input is copied once, zero padded, into planes of a flat *grid*:
 ``xg (C, N, Lp)``, plane ``(c, n)`` holding the padded image row by row
@@ -8,6 +8,8 @@ kernel tap ``(ki, kj)`` is a constant offset ``ki Wp + kj``: the output at row `
 column ``j`` is
 
     out[n, o, h, j] = sum over c, ki, kj (in this order) of  w[o, c, ki, kj] * xg[c, n, (h + ki) Wp + j + kj]
+
+(stride 2: ``xg[c, n, (2 h + ki) Wp + 2 j + kj]``, the forward only)
 
 accumulated in the input dtype, one fused multiply-add per term (``acc = fma(w, x,
 acc)``, one rounding each, as in BLAS; nothing reassociated). The padded zeros enter the
@@ -153,11 +155,39 @@ def _correlate(xg, wt, k, wp, lane, pb, out, task):
                 _narrow_block(xg, wt, out, k, wp, n, j * lane, h, j1)
 
 
-BODIES = (_pad_planes, _pad_bn_relu, _fill_plane, _grid_cotangent, _pack, _correlate)
+def _correlate_2(xg, wt, k, wp, lane, pb, out, task):
+    """As :func:`_correlate` for stride 2: output ``(h, j)`` sums the grid from ``(2 h, 2 j)``
+    on (a separate body, compiled only where a stride-2 convolution runs)."""
+    n_img, n_out, ho, wo = out.shape
+    n_blocks = (n_out + lane - 1) // lane
+    n, j = divmod(np.int64(task), n_blocks)
+    last = max(wo - pb, 0)
+    for h in range(ho):
+        for j0 in range(0, wo, pb):
+            j1 = min(j0, last)
+            if k == UNROLLED_SIZE:
+                if pb == _WIDE:
+                    _wide_unrolled_2(xg, wt, out, k, wp, n, j * lane, h, j1)
+                else:
+                    _narrow_unrolled_2(xg, wt, out, k, wp, n, j * lane, h, j1)
+            elif pb == _WIDE:
+                _wide_block_2(xg, wt, out, k, wp, n, j * lane, h, j1)
+            else:
+                _narrow_block_2(xg, wt, out, k, wp, n, j * lane, h, j1)
+
+
+BODIES = (_pad_planes, _pad_bn_relu, _fill_plane, _grid_cotangent, _pack, _correlate,
+          _correlate_2)
+#: the strides of the direct forward (the paper's networks use 1 and 2; others use im2col).
+STRIDES = (1, 2)
 _WIDE = _simd.BLOCK_WIDTHS[1]
 _wide_block, _narrow_block = (_simd.tap_block(pb) for pb in reversed(_simd.BLOCK_WIDTHS))
 _wide_unrolled, _narrow_unrolled = (_simd.tap_block(pb, UNROLLED_SIZE)
                                     for pb in reversed(_simd.BLOCK_WIDTHS))
+_wide_block_2, _narrow_block_2 = (_simd.tap_block(pb, None, 2)
+                                  for pb in reversed(_simd.BLOCK_WIDTHS))
+_wide_unrolled_2, _narrow_unrolled_2 = (_simd.tap_block(pb, UNROLLED_SIZE, 2)
+                                        for pb in reversed(_simd.BLOCK_WIDTHS))
 _run = Runner(BODIES)
 
 
@@ -168,14 +198,15 @@ def _block_width(wo):
     return narrow if -(-wo // narrow) * narrow < -(-wo // wide) * wide else wide
 
 
-def _grid(x, pad, k, pb, workspace, name, bn=None):
+def _grid(x, pad, k, pb, workspace, name, bn=None, stride=1):
     """``x (N, C, H, W)`` on the padded grid ``(C, N, Lp)`` and the grid's row length ``Wp``;
-    ``Lp`` leaves room for blocks of ``pb`` positions past a short last row. ``bn = (gamma,
-    beta, mean, var, eps)``: the grid of ``relu(batchnorm_eval(x))`` instead."""
+    ``Lp`` leaves room for blocks of ``pb`` positions (``stride`` apart) past a short last
+    row. ``bn = (gamma, beta, mean, var, eps)``: the grid of ``relu(batchnorm_eval(x))``
+    instead."""
     n_img, chans, height, width = x.shape
     wp = width + 2 * pad
     hp = height + 2 * pad
-    lp = max(hp * wp, (hp - 1) * wp + pb) + k - 1
+    lp = max(hp * wp, (hp - 1) * wp + stride * (pb - 1) + 1) + k - 1
     xg = workspace.buffer(name, (chans, n_img, lp), x.dtype)
     if bn is None:
         _run("pad_planes", chans * n_img, x, pad, lp, xg)
@@ -195,27 +226,29 @@ def _packed(w, flip, workspace, name):
     return wt
 
 
-def _correlate_grid(xg, wt, k, wp, out):
+def _correlate_grid(xg, wt, k, wp, out, stride=1):
     lane = _simd.lanes(out.dtype)
     n_blocks = -(-out.shape[1] // lane)
-    _run("correlate", out.shape[0] * n_blocks, xg, wt, k, wp, lane,
-         _block_width(out.shape[3]), out)
+    _run("correlate" if stride == 1 else "correlate_2", out.shape[0] * n_blocks, xg, wt, k,
+         wp, lane, _block_width(out.shape[3]), out)
 
 
-def conv2d(x, w, pad, out, workspace):
-    """Stride-1 ``conv2d`` (arguments as :func:`refode.kernels.reference.conv2d.conv2d`)."""
+def conv2d(x, w, stride, pad, out, workspace):
+    """``conv2d`` of a stride in :data:`STRIDES` (arguments as
+    :func:`refode.kernels.reference.conv2d.conv2d`)."""
     k = w.shape[2]
-    xg, wp = _grid(x, pad, k, _block_width(out.shape[3]), workspace, "grid_x")
-    _correlate_grid(xg, _packed(w, False, workspace, "packed"), k, wp, out)
+    xg, wp = _grid(x, pad, k, _block_width(out.shape[3]), workspace, "grid_x", stride=stride)
+    _correlate_grid(xg, _packed(w, False, workspace, "packed"), k, wp, out, stride)
 
 
-def bn_relu_conv2d(x, gamma, beta, mean, var, eps, w, pad, out, workspace):
-    """Stride-1 ``bn_relu_conv2d`` (:func:`refode.kernels.reference.conv2d.bn_relu_conv2d`):
-    the batch norm and ReLU computed while the grid is filled, no intermediate array."""
+def bn_relu_conv2d(x, gamma, beta, mean, var, eps, w, stride, pad, out, workspace):
+    """``bn_relu_conv2d`` of a stride in :data:`STRIDES`
+    (:func:`refode.kernels.reference.conv2d.bn_relu_conv2d`): the batch norm and ReLU
+    computed while the grid is filled, no intermediate array."""
     k = w.shape[2]
     xg, wp = _grid(x, pad, k, _block_width(out.shape[3]), workspace, "grid_x",
-                   (gamma, beta, mean, var, eps))
-    _correlate_grid(xg, _packed(w, False, workspace, "packed"), k, wp, out)
+                   (gamma, beta, mean, var, eps), stride)
+    _correlate_grid(xg, _packed(w, False, workspace, "packed"), k, wp, out, stride)
 
 
 def conv2d_vjp(x, w, g, pad, dx, dw, workspace):

@@ -45,15 +45,17 @@ def lanes(dtype):
     return VECTOR_BYTES // dtype.itemsize
 
 
-def tap_block(pb, size=None):
+def tap_block(pb, size=None, stride=1):
     """The intrinsic ``block(xg, wt, out, k, wp, n, o0, h, j0)`` for blocks of ``pb`` positions,
     its taps unrolled for kernels of ``size x size`` (``k`` must then be ``size``) or, with
-    ``size=None``, in loops over ``k``.
+    ``size=None``, in loops over ``k``; ``stride`` is the convolution's stride.
 
     It adds, for the output positions ``(h, j0 .. j0 + pb - 1)`` of image ``n`` and the
     output channels ``o0 .. o0 + L - 1`` (``L`` = :func:`lanes`), the correlation
 
-        out[n, o, h, j] = sum over c, then ki, kj of  wt[c, ki k + kj, o] * xg[c, n, (h + ki) wp + j + kj]
+        out[n, o, h, j] = sum over c, then ki, kj of  wt[c, ki k + kj, o] * xg[c, n, (s h + ki) wp + s j + kj]
+
+    (``s`` the stride)
 
     and writes the positions ``j < Wo`` and channels ``o < O`` of it (the rest of the
     block is computed and dropped).
@@ -62,7 +64,7 @@ def tap_block(pb, size=None):
     ----------
     xg : (C, N, Lp) C-contiguous float array, the zero-padded input planes on rows of
         ``wp`` (:mod:`refode.kernels.cpu._conv2d_direct`); a block reads up to index
-        ``(h + k - 1) wp + j0 + pb + k - 2`` of a plane.
+        ``(s h + k - 1) wp + s (j0 + pb - 1) + k - 1`` of a plane.
     wt : (C, k k, Op) C-contiguous, the packed weights (``Op >= o0 + L``)
     out : (N, O, Ho, Wo) C-contiguous, same dtype
     k, wp, n, o0, h, j0 : int
@@ -79,12 +81,12 @@ def tap_block(pb, size=None):
             return None
         if not isinstance(xg.dtype, types.Float):
             return None
-        return types.void(xg, wt, out, k, wp, n, o0, h, j0), _codegen(pb, size)
+        return types.void(xg, wt, out, k, wp, n, o0, h, j0), _codegen(pb, size, stride)
 
     return block
 
 
-def _codegen(pb, size):
+def _codegen(pb, size, stride):
     def codegen(context, builder, sig, args):
         xg, wt, out = (context.make_array(t)(context, builder, a)
                        for t, a in zip(sig.args[:3], args[:3]))
@@ -108,18 +110,18 @@ def _codegen(pb, size):
 
         accs = [cgutils.alloca_once_value(builder, ir.Constant(vty, [0.0] * width))
                 for _ in range(pb)]
-        xbase = builder.gep(xg.data, [add(mul(n, lp), add(mul(h, wp), j0))])
+        xbase = builder.gep(xg.data, [add(mul(n, lp), mul(const(stride), add(mul(h, wp), j0)))])
         wbase = builder.gep(wt.data, [o0])
         undef = ir.Constant(vty, ir.Undefined)
         splat = ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width)
         kk = k if size is None else const(size)
 
-        def tap(wc, xc, ki, kj):  # acc[b] = fma(x[c, (h + ki) wp + j0 + kj + b], w[c, ki k + kj], acc[b])
+        def tap(wc, xc, ki, kj):  # acc[b] = fma(x[c, (s h + ki) wp + s (j0 + b) + kj], w[c, ki k + kj], acc[b])
             wptr = builder.gep(wc, [mul(add(mul(ki, kk), kj), opad)])
             wv = builder.load(builder.bitcast(wptr, vty.as_pointer()), align=itemsize)
             xt = builder.gep(xc, [add(mul(ki, wp), kj)])
             for b in range(pb):
-                s = builder.load(builder.gep(xt, [const(b)]))
+                s = builder.load(builder.gep(xt, [const(b * stride)]))
                 sv = builder.shuffle_vector(
                     builder.insert_element(undef, s, ir.Constant(ir.IntType(32), 0)),
                     undef, splat)

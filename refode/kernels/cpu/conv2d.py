@@ -1,6 +1,7 @@
 """Numba CPU kernels of ``conv2d`` (see :mod:`refode.kernels.reference.conv2d`).
 
-im2col + one GEMM. The columns of all images sit in one buffer ``cols`` of shape
+Strides 1 and 2 run the direct kernel of :mod:`refode.kernels.cpu._conv2d_direct` (and
+the VJP of stride 1); otherwise im2col + one GEMM. The columns of all images sit in one buffer ``cols`` of shape
 ``(C k k, N, Ho Wo)``, row ``r = (c k + ki) k + kj`` holding what kernel tap
 ``(c, ki, kj)`` sees, built by a parallel loop whose tasks write disjoint rows.
 Then a single BLAS GEMM ``(O, C k k) @ (C k k, N Ho Wo)`` runs outside any parallel
@@ -157,19 +158,21 @@ _im2col_conv2d, _im2col_conv2d_vjp, _im2col_bn_relu_conv2d = drivers(Runner(BODI
 def conv2d(x, w, stride, pad, out, *, workspace=None):
     """Arguments as :func:`refode.kernels.reference.conv2d.conv2d` (C-contiguous arrays).
 
-    Stride 1 runs the direct kernel of :mod:`refode.kernels.cpu._conv2d_direct`, other
-    strides im2col + GEMM (the module docstring). ``workspace`` (a
+    Strides 1 and 2 (``direct.STRIDES``) run the direct kernel of
+    :mod:`refode.kernels.cpu._conv2d_direct`, other strides im2col + GEMM (the module
+    docstring). ``workspace`` (a
     :class:`refode.kernels.workspace.Workspace`, optional) keeps the temporaries.
     """
-    if stride == 1 and pad < w.shape[2]:
-        direct.conv2d(x, w, pad, out, Runner.workspace(workspace))
+    if stride in direct.STRIDES and pad < w.shape[2]:
+        direct.conv2d(x, w, stride, pad, out, Runner.workspace(workspace))
     else:
         _im2col_conv2d(x, w, stride, pad, out, workspace=workspace)
 
 
 def conv2d_vjp(x, w, g, stride, pad, dx, dw, *, workspace=None):
-    """Arguments as :func:`refode.kernels.reference.conv2d.conv2d_vjp`; stride 1 direct, as
-    for :func:`conv2d`; ``workspace`` as for ``conv2d`` (shared with it)."""
+    """Arguments as :func:`refode.kernels.reference.conv2d.conv2d_vjp`; stride 1 direct (the
+    cotangent of a strided convolution is no correlation on one grid: im2col + GEMM);
+    ``workspace`` as for ``conv2d`` (shared with it)."""
     if stride == 1 and pad < w.shape[2]:
         direct.conv2d_vjp(x, w, g, pad, dx, dw, Runner.workspace(workspace))
     else:
@@ -179,13 +182,13 @@ def conv2d_vjp(x, w, g, stride, pad, dx, dw, *, workspace=None):
 def bn_relu_conv2d(x, gamma, beta, mean, var, w, stride, pad, out, eps=EPS, *, workspace=None):
     """Arguments as :func:`refode.kernels.reference.conv2d.bn_relu_conv2d`.
 
-    Stride 1: the direct kernel, the batch norm and ReLU applied while the input is copied
+    Strides 1 and 2: the direct kernel, the batch norm and ReLU applied while the input is copied
     onto its padded grid (:func:`refode.kernels.cpu._conv2d_direct.bn_relu_conv2d`: no
     intermediate array, bitwise ``bn_relu_eval`` then :func:`conv2d`); other strides the
     two kernels in a row.
     """
-    if stride == 1 and pad < w.shape[2]:
-        direct.bn_relu_conv2d(x, gamma, beta, mean, var, eps, w, pad, out,
+    if stride in direct.STRIDES and pad < w.shape[2]:
+        direct.bn_relu_conv2d(x, gamma, beta, mean, var, eps, w, stride, pad, out,
                               Runner.workspace(workspace))
     else:
         _im2col_bn_relu_conv2d(x, gamma, beta, mean, var, w, stride, pad, out, eps,
