@@ -23,8 +23,9 @@ def pin_threads(threads):
 
     Sets the BLAS/OpenMP/Numba variables of :data:`THREAD_VARIABLES`, restricts the
     process to the first ``threads`` CPUs it may run on (so XLA, which sizes its pool
-    from the CPUs it sees, gets ``threads`` too), sets ``OMP_WAIT_POLICY=PASSIVE``
-    unless set (refode's own default, here applied before PyTorch loads its OpenMP) and adds
+    from the CPUs it sees, gets ``threads`` too), sets ``OMP_WAIT_POLICY=PASSIVE`` and
+    ``OPENBLAS_THREAD_TIMEOUT=4`` unless set (refode's own defaults, here applied before
+    PyTorch loads its OpenMP and NumPy its OpenBLAS: no library's idle threads spin) and adds
     ``--xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads=<threads>`` to
     ``XLA_FLAGS``. Returns what was set (recorded in the JSON).
     """
@@ -33,6 +34,7 @@ def pin_threads(threads):
     # refode sets this default on import; set it here so that PyTorch's OpenMP runtime,
     # loaded before refode, sleeps between parallel regions too (same rule for all)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
     flags = os.environ.get("XLA_FLAGS", "")
     if "intra_op_parallelism_threads" not in flags:
         flags = (f"{flags} --xla_cpu_multi_thread_eigen=true "
@@ -46,7 +48,8 @@ def pin_threads(threads):
         affinity = sorted(os.sched_getaffinity(0))
     return {**{name: os.environ[name] for name in THREAD_VARIABLES},
             "XLA_FLAGS": flags, "affinity": affinity,
-            "OMP_WAIT_POLICY": os.environ["OMP_WAIT_POLICY"]}
+            "OMP_WAIT_POLICY": os.environ["OMP_WAIT_POLICY"],
+            "OPENBLAS_THREAD_TIMEOUT": os.environ["OPENBLAS_THREAD_TIMEOUT"]}
 
 
 def block(value):

@@ -35,6 +35,19 @@
     keep spinning threads, set ``OMP_WAIT_POLICY=ACTIVE`` (or any value) before
     importing refode. The ``workqueue`` layer does not spin but is not thread safe;
     refode does not select it.
+``OPENBLAS_THREAD_TIMEOUT`` (set here to ``4`` unless already set)
+    OpenBLAS's own worker threads (its pthreads build, NumPy's and SciPy's wheels)
+    spin for ``2^28`` cycles, some 90 ms, after each multi-threaded GEMM before they
+    sleep. refode's kernels alternate with GEMMs (the convolution's weight gradient,
+    the dense layers, the stride-2 VJPs), so on few cores the spinning thread took a
+    core from refode's worker threads: measured on 2 cores, each convolution after a
+    GEMM ran at half speed for about 45 ms, and W1 float64 took 550 instead of 475 ms
+    (issue 11, docs/performance.md). ``OPENBLAS_THREAD_TIMEOUT=4`` makes them spin
+    ``2^4`` cycles, then sleep; waking them costs microseconds per GEMM. OpenBLAS reads
+    the variable when it is loaded, that is when NumPy is first imported: it takes
+    effect where refode is imported before NumPy (the ``refode`` command, scripts that
+    import refode first) and otherwise not (set it in the shell then). It changes no
+    result.
 ``REFODE_MALLOC`` (glibc only; ``0`` leaves malloc as it is)
     A step of an ODE-block allocates its intermediates and temporaries afresh (NumPy
     arrays of a few MiB). glibc serves such sizes with ``mmap`` or returns freed
@@ -58,6 +71,8 @@ _TRUE = ("1", "true", "yes", "on")
 
 #: the OpenMP wait policy refode asks for (see the module docstring); a user's wins.
 OMP_WAIT_POLICY = os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+#: log2 of the cycles OpenBLAS's idle threads spin (the module docstring); a user's wins.
+OPENBLAS_THREAD_TIMEOUT = os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 #: fastmath flag handed to every ``numba.njit`` in refode (never hard-coded elsewhere).
 FASTMATH = os.environ.get("REFODE_FASTMATH", "0").strip().lower() in _TRUE

@@ -1,5 +1,5 @@
-"""Process-wide switches of ``refode.config``: the OpenMP wait policy and the malloc
-tuning set at import."""
+"""Process-wide switches of ``refode.config``: the OpenMP wait policy, OpenBLAS's spin
+time and the malloc tuning set at import."""
 import os
 import subprocess
 import sys
@@ -17,6 +17,39 @@ def test_import_sets_passive_wait_policy_unless_the_user_did(preset, expected):
     out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True,
                          text=True, check=True)
     assert out.stdout.strip() == expected
+
+
+#: three 2-thread GEMMs, then the CPU seconds of the process during a 50 ms sleep: the
+#: time OpenBLAS's idle threads spin (measured: 0.052 s with OpenBLAS's default, 3e-5 s
+#: with refode imported first); refode imported first or not (argv[1]).
+SPIN_PROBE = """
+import sys, time
+if sys.argv[1] == "refode":
+    import refode
+import numpy as np
+a = np.ones((1024, 1024))
+for _ in range(3):
+    a @ a
+t = time.process_time()
+time.sleep(0.05)
+print(time.process_time() - t)
+"""
+
+
+def test_import_before_numpy_stops_openblas_threads_spinning():
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    env["OPENBLAS_NUM_THREADS"] = "2"
+
+    def spin(first):
+        out = subprocess.run([sys.executable, "-c", SPIN_PROBE, first], env=env,
+                             capture_output=True, text=True, check=True)
+        return float(out.stdout)
+
+    if spin("numpy") < 0.02:
+        pytest.skip("this BLAS does not spin after a GEMM here (not OpenBLAS, or one core)")
+    assert spin("refode") < 0.01
+    env["OPENBLAS_THREAD_TIMEOUT"] = "28"  # the user's setting wins
+    assert spin("refode") > 0.02
 
 
 #: allocate and free two 4 MiB arrays 20 times (after a warm-up); print whether refode
