@@ -183,6 +183,37 @@ def test_direct_kernel_sums_taps_in_order_bitwise(dtype, fma, rng):
         np.testing.assert_array_equal(out, want, err_msg=f"k={k} stride={stride}")
 
 
+@pytest.mark.parametrize("dtype, fma", [(np.float32, _fma32), (np.float64, _fma64)])
+def test_weight_gradient_sums_runs_of_positions_in_order_bitwise(dtype, fma, rng):
+    """3x3 ``dw``: per element, each run of ``DW_RUN`` grid positions (folded over the
+    batch) summed in order with one fused multiply-add per term, then the runs' sums
+    added in order: bitwise that loop written out in NumPy, over three runs, with 11
+    output channels (a partial vector of lanes in both dtypes)."""
+    from refode.kernels.cpu import _conv2d_direct as direct
+
+    x, w, g = _data(rng, 3, 2, 11, (12, 14), 3, 1, 1, dtype)
+    dw = _run("cpu", x, w, g, 1, 1)[2]
+    wp = x.shape[3] + 2
+    xf = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1))).transpose(1, 0, 2, 3).reshape(2, 3, -1)
+    gf = np.pad(g, ((0, 0), (0, 0), (0, 2), (0, 2))).transpose(1, 0, 2, 3).reshape(11, 3, -1)
+    # the plane length of the kernel's grid (its runs start at multiples of DW_RUN of it)
+    lp = direct._grid(x, 1, 3, direct._block_width(g.shape[3]), Workspace(), "x")[0].shape[2]
+    xf = np.pad(xf, ((0, 0), (0, 0), (0, lp - xf.shape[2]))).reshape(2, -1)
+    gf = np.pad(gf, ((0, 0), (0, 0), (0, lp - gf.shape[2]))).reshape(11, -1)
+    offsets = [ki * wp + kj for ki in range(3) for kj in range(3)]
+    span = 3 * lp - 2 * wp - 2
+    assert span > 2 * direct.DW_RUN
+    total = np.zeros((11, 2, 9), dtype)
+    for start in range(0, span, direct.DW_RUN):
+        acc = np.zeros_like(total)
+        for p in range(start, min(span, start + direct.DW_RUN)):
+            xs = np.stack([xf[:, p + off] for off in offsets], axis=-1)  # (C, 9)
+            acc = fma(np.broadcast_to(gf[:, None, None, p], acc.shape),
+                      np.broadcast_to(xs[None], acc.shape), acc)
+        total = (total + acc).astype(dtype)
+    np.testing.assert_array_equal(dw, total.reshape(w.shape))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_direct_kernel_block_widths_give_the_same_bits(dtype, rng, monkeypatch):
     """Every output sums the same terms in the same order whatever the block: the narrow
