@@ -86,20 +86,24 @@ def tap_block(pb, size=None, stride=1):
     return block
 
 
+def _arguments(context, builder, sig, args):
+    """The three arrays and the integer arguments of an intrinsic (as ``intp``), and its
+    vector type ``(vty, lanes, itemsize, llvm.fma of vty)``."""
+    arrays = [context.make_array(t)(context, builder, a) for t, a in zip(sig.args[:3], args[:3])]
+    ints = [context.cast(builder, a, t, types.intp) for a, t in zip(args[3:], sig.args[3:])]
+    dtype = sig.args[0].dtype
+    width = VECTOR_BYTES * 8 // dtype.bitwidth
+    vty = ir.VectorType(context.get_data_type(dtype), width)
+    fma = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(vty, [vty, vty, vty]),
+        f"llvm.fma.v{width}f{dtype.bitwidth}")
+    return arrays, ints, (vty, width, dtype.bitwidth // 8, fma)
+
+
 def _codegen(pb, size, stride):
     def codegen(context, builder, sig, args):
-        xg, wt, out = (context.make_array(t)(context, builder, a)
-                       for t, a in zip(sig.args[:3], args[:3]))
-        k, wp, n, o0, h, j0 = (context.cast(builder, a, t, types.intp)
-                               for a, t in zip(args[3:], sig.args[3:]))
-        dtype = sig.args[0].dtype
-        fty = context.get_data_type(dtype)
-        width = VECTOR_BYTES * 8 // dtype.bitwidth
-        vty = ir.VectorType(fty, width)
-        itemsize = dtype.bitwidth // 8
-        fma = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(vty, [vty, vty, vty]),
-            f"llvm.fma.v{width}f{dtype.bitwidth}")
+        (xg, wt, out), (k, wp, n, o0, h, j0), (vty, width, itemsize, fma) = _arguments(
+            context, builder, sig, args)
         chans, n_img, lp = cgutils.unpack_tuple(builder, xg.shape, 3)
         _, taps, opad = cgutils.unpack_tuple(builder, wt.shape, 3)
         _, n_out, ho, wo = cgutils.unpack_tuple(builder, out.shape, 4)
@@ -116,7 +120,8 @@ def _codegen(pb, size, stride):
         splat = ir.Constant(ir.VectorType(ir.IntType(32), width), [0] * width)
         kk = k if size is None else const(size)
 
-        def tap(wc, xc, ki, kj):  # acc[b] = fma(x[c, (s h + ki) wp + s (j0 + b) + kj], w[c, ki k + kj], acc[b])
+        def tap(wc, xc, ki, kj):
+            """acc[b] = fma(x[c, (s h + ki) wp + s (j0 + b) + kj], w[c, ki k + kj], acc[b])"""
             wptr = builder.gep(wc, [mul(add(mul(ki, kk), kj), opad)])
             wv = builder.load(builder.bitcast(wptr, vty.as_pointer()), align=itemsize)
             xt = builder.gep(xc, [add(mul(ki, wp), kj)])
@@ -253,18 +258,8 @@ def tap_gradient(size, chunk):
 
 def _gradient_codegen(size, chunk):
     def codegen(context, builder, sig, args):
-        xf, gt, dw = (context.make_array(t)(context, builder, a)
-                      for t, a in zip(sig.args[:3], args[:3]))
-        wp, span, c, o0 = (context.cast(builder, a, t, types.intp)
-                           for a, t in zip(args[3:], sig.args[3:]))
-        dtype = sig.args[0].dtype
-        fty = context.get_data_type(dtype)
-        width = VECTOR_BYTES * 8 // dtype.bitwidth
-        vty = ir.VectorType(fty, width)
-        itemsize = dtype.bitwidth // 8
-        fma = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(vty, [vty, vty, vty]),
-            f"llvm.fma.v{width}f{dtype.bitwidth}")
+        (xf, gt, dw), (wp, span, c, o0), (vty, width, itemsize, fma) = _arguments(
+            context, builder, sig, args)
         _, m = cgutils.unpack_tuple(builder, xf.shape, 2)
         _, opad = cgutils.unpack_tuple(builder, gt.shape, 2)
         n_out, chans, _, _ = cgutils.unpack_tuple(builder, dw.shape, 4)
