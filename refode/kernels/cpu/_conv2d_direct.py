@@ -170,51 +170,46 @@ def _pack(w, flip, wt, task):
         row[o] = 0
 
 
-def _correlate(xg, wt, k, wp, lane, pb, out, task):
+def _block(xg, wt, out, k, wp, n, o0, h, j0, pb, stride):
+    """One register block (:func:`refode.kernels.cpu._simd.tap_block`) of the micro-kernel
+    for ``pb``, ``k`` and ``stride``: positions ``(h, j0 ..)``, channels ``o0 ..``."""
+    if stride == 1:
+        if k == UNROLLED_SIZE:
+            if pb == _WIDE:
+                _wide_unrolled(xg, wt, out, k, wp, n, o0, h, j0)
+            else:
+                _narrow_unrolled(xg, wt, out, k, wp, n, o0, h, j0)
+        elif pb == _WIDE:
+            _wide_block(xg, wt, out, k, wp, n, o0, h, j0)
+        else:
+            _narrow_block(xg, wt, out, k, wp, n, o0, h, j0)
+    elif k == UNROLLED_SIZE:
+        if pb == _WIDE:
+            _wide_unrolled_2(xg, wt, out, k, wp, n, o0, h, j0)
+        else:
+            _narrow_unrolled_2(xg, wt, out, k, wp, n, o0, h, j0)
+    elif pb == _WIDE:
+        _wide_block_2(xg, wt, out, k, wp, n, o0, h, j0)
+    else:
+        _narrow_block_2(xg, wt, out, k, wp, n, o0, h, j0)
+
+
+def _correlate(xg, wt, k, wp, lane, pb, stride, out, task):
     """Task ``(n, j)``: channels ``j lane .. (j + 1) lane - 1`` of ``out[n]``, the grid sum of the
-    module docstring, block by block of ``pb`` positions of a row (the last block of a row
-    ends at its end, recomputing columns of the one before: the same values, same task)."""
+    module docstring (stride 1 or 2), block by block of ``pb`` positions of a row (the last
+    block of a row ends at its end, recomputing columns of the one before: the same values,
+    same task)."""
     n_img, n_out, ho, wo = out.shape
     n_blocks = (n_out + lane - 1) // lane
     n, j = divmod(np.int64(task), n_blocks)
     last = max(wo - pb, 0)
     for h in range(ho):
         for j0 in range(0, wo, pb):
-            j1 = min(j0, last)
-            if k == UNROLLED_SIZE:
-                if pb == _WIDE:
-                    _wide_unrolled(xg, wt, out, k, wp, n, j * lane, h, j1)
-                else:
-                    _narrow_unrolled(xg, wt, out, k, wp, n, j * lane, h, j1)
-            elif pb == _WIDE:
-                _wide_block(xg, wt, out, k, wp, n, j * lane, h, j1)
-            else:
-                _narrow_block(xg, wt, out, k, wp, n, j * lane, h, j1)
-
-
-def _correlate_2(xg, wt, k, wp, lane, pb, out, task):
-    """As :func:`_correlate` for stride 2: output ``(h, j)`` sums the grid from ``(2 h, 2 j)``
-    on (a separate body, compiled only where a stride-2 convolution runs)."""
-    n_img, n_out, ho, wo = out.shape
-    n_blocks = (n_out + lane - 1) // lane
-    n, j = divmod(np.int64(task), n_blocks)
-    last = max(wo - pb, 0)
-    for h in range(ho):
-        for j0 in range(0, wo, pb):
-            j1 = min(j0, last)
-            if k == UNROLLED_SIZE:
-                if pb == _WIDE:
-                    _wide_unrolled_2(xg, wt, out, k, wp, n, j * lane, h, j1)
-                else:
-                    _narrow_unrolled_2(xg, wt, out, k, wp, n, j * lane, h, j1)
-            elif pb == _WIDE:
-                _wide_block_2(xg, wt, out, k, wp, n, j * lane, h, j1)
-            else:
-                _narrow_block_2(xg, wt, out, k, wp, n, j * lane, h, j1)
+            _block(xg, wt, out, k, wp, n, j * lane, h, min(j0, last), pb, stride)
 
 
 BODIES = (_pad_planes, _pad_bn_relu, _fill_plane, _grid_cotangent, _grid_cotangent_t,
-          _weight_gradient, _pack, _correlate, _correlate_2)
+          _weight_gradient, _pack, _block, _correlate)
 #: the strides of the direct forward (the paper's networks use 1 and 2; others use im2col).
 STRIDES = (1, 2)
 _WIDE = _simd.BLOCK_WIDTHS[1]
@@ -267,8 +262,8 @@ def _packed(w, flip, workspace, name):
 def _correlate_grid(xg, wt, k, wp, out, stride=1):
     lane = _simd.lanes(out.dtype)
     n_blocks = -(-out.shape[1] // lane)
-    _run("correlate" if stride == 1 else "correlate_2", out.shape[0] * n_blocks, xg, wt, k,
-         wp, lane, _block_width(out.shape[3]), out)
+    _run("correlate", out.shape[0] * n_blocks, xg, wt, k, wp, lane, _block_width(out.shape[3]),
+         stride, out)
 
 
 def conv2d(x, w, stride, pad, out, workspace):
